@@ -1,0 +1,1 @@
+# draft backend core: filled in by the draft-kernel issue

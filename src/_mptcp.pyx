@@ -1,0 +1,618 @@
+# cython: language_level=3, boundscheck=False, wraparound=False, cdivision=True
+"""mptcp._mptcp: the compiled core.
+
+Raw kernel calls into reusable or stack buffers, and decoders that turn kernel bytes
+into the package's records. No policy lives here: the Python layer registers the
+record classes and the errno-to-exception hook at import (``_register``), and every
+failure goes through that hook, so callers only ever see ``mptcp`` exceptions.
+"""
+
+from cpython.object cimport PyObject, PyTypeObject
+from cpython.ref cimport Py_INCREF, Py_XDECREF
+from cpython.tuple cimport PyTuple_SET_ITEM
+from cpython.list cimport PyList_New, PyList_Append
+from cpython.mem cimport PyMem_Malloc, PyMem_Free
+from cpython.unicode cimport PyUnicode_DecodeASCII
+
+include "_abi.pxi"
+
+cdef extern from *:
+    """
+    #define MPTCPK_TI_END(f) (offsetof(struct mptcpk_tcp_info, f) + sizeof(((struct mptcpk_tcp_info *)0)->f))
+    #define MPTCPK_MI_END(f) (offsetof(struct mptcpk_info, f) + sizeof(((struct mptcpk_info *)0)->f))
+    /* A tuple-subclass instance with n empty items, allocated the way CPython's own
+     * tuple_subtype_new does; the caller fills every item. */
+    static PyObject *mptcpk_alloc_record(PyObject *cls, Py_ssize_t n) {
+        PyTypeObject *tp = (PyTypeObject *)cls;
+        return tp->tp_alloc(tp, n);
+    }
+    static Py_ssize_t mptcpk_basicsize(PyObject *cls) {
+        return ((PyTypeObject *)cls)->tp_basicsize;
+    }
+    """
+    object mptcpk_alloc_record(object cls, Py_ssize_t n)
+    Py_ssize_t mptcpk_basicsize(object cls)
+    # tcp_info grew over the years: a field exists when its end <= what the kernel wrote.
+    const size_t TI_END_TOTAL_RETRANS "MPTCPK_TI_END(total_retrans)"
+    const size_t TI_END_PACING_RATE "MPTCPK_TI_END(pacing_rate)"
+    const size_t TI_END_BYTES_RECEIVED "MPTCPK_TI_END(bytes_received)"
+    const size_t TI_END_SEGS_IN "MPTCPK_TI_END(segs_in)"
+    const size_t TI_END_MIN_RTT "MPTCPK_TI_END(min_rtt)"
+    const size_t TI_END_DELIVERY_RATE "MPTCPK_TI_END(delivery_rate)"
+    const size_t TI_END_BUSY_TIME "MPTCPK_TI_END(busy_time)"
+    const size_t TI_END_DELIVERED "MPTCPK_TI_END(delivered)"
+    const size_t TI_END_BYTES_RETRANS "MPTCPK_TI_END(bytes_retrans)"
+    const size_t TI_END_SND_WND "MPTCPK_TI_END(snd_wnd)"
+    const size_t TI_END_RCV_WND "MPTCPK_TI_END(rcv_wnd)"
+    const size_t MI_END_CSUM "MPTCPK_MI_END(csum_enabled)"
+    const size_t MI_END_BYTES_ACKED "MPTCPK_MI_END(bytes_acked)"
+    const size_t MI_END_SUBFLOWS_TOTAL "MPTCPK_MI_END(subflows_total)"
+    const size_t MI_END_ENDP "MPTCPK_MI_END(endp_fullmesh_max)"
+    const size_t MI_END_LAST_ACK_RECV "MPTCPK_MI_END(last_ack_recv)"
+    const size_t MI_END_TOKEN "MPTCPK_MI_END(token)"
+    const size_t MI_END_RCV_NXT "MPTCPK_MI_END(rcv_nxt)"
+
+DEF TCP_CLOSE = 7
+DEF TCP_LISTEN = 10
+DEF STACK_SUBFLOWS = 8          # subflows() handles this many without a heap buffer
+DEF FULL_INFO_HDR = 40
+
+# Field order of the records; the Python layer checks its NamedTuples against these.
+MPTCP_INFO_FIELDS = (
+    "subflows", "add_addr_signal", "add_addr_accepted", "subflows_max",
+    "add_addr_signal_max", "add_addr_accepted_max", "flags", "token",
+    "write_seq", "snd_una", "rcv_nxt", "local_addr_used", "local_addr_max",
+    "csum_enabled", "retransmits", "bytes_retrans", "bytes_sent", "bytes_received",
+    "bytes_acked", "subflows_total", "endp_laminar_max", "endp_fullmesh_max",
+    "last_data_sent", "last_data_recv", "last_ack_recv", "fallback",
+)
+SUBFLOW_INFO_FIELDS = (
+    "id", "local", "remote", "state", "backup", "ca_state", "rto_us", "snd_mss",
+    "rcv_mss", "unacked", "lost", "retrans", "total_retrans", "rtt_us", "rttvar_us",
+    "min_rtt_us", "snd_cwnd", "snd_ssthresh", "pmtu", "pacing_rate", "delivery_rate",
+    "bytes_acked", "bytes_received", "bytes_sent", "bytes_retrans", "segs_out",
+    "segs_in", "notsent_bytes", "snd_wnd", "rcv_wnd", "last_data_sent_ms",
+    "last_data_recv_ms", "busy_time_us", "delivered",
+)
+SUBFLOW_FIELDS = ("id", "local", "remote", "prio", "backup", "status")
+
+DEF N_INFO = 26
+DEF N_SUBFLOW_INFO = 34
+DEF N_SUBFLOW = 6
+
+SIZEOF_TCP_INFO = sizeof(mptcpk_tcp_info)
+SIZEOF_SUBFLOW_INFO = sizeof(mptcpk_subflow_info)
+SIZEOF_MPTCP_INFO = sizeof(mptcpk_info)
+SIZEOF_SUBFLOW_ADDRS = sizeof(mptcpk_subflow_addrs)
+SIZEOF_FULL_INFO = sizeof(mptcpk_full_info)
+
+# --------------------------------------------------------------------------------
+# Registration by the Python layer
+# --------------------------------------------------------------------------------
+cdef type MPTCPInfoT = tuple
+cdef type SubflowInfoT = tuple
+cdef type SubflowT = tuple
+cdef object SubflowStatusT = int
+cdef object error_hook = None
+
+
+def _register(mptcp_info, subflow_info, subflow, subflow_status, hook):
+    """Give the core the record classes and the errno-to-exception hook."""
+    global MPTCPInfoT, SubflowInfoT, SubflowT, SubflowStatusT, error_hook
+    for cls, n in ((mptcp_info, N_INFO), (subflow_info, N_SUBFLOW_INFO), (subflow, N_SUBFLOW)):
+        if not issubclass(cls, tuple) or len(cls._fields) != n:
+            raise TypeError(f"{cls!r} is not a {n}-field tuple subclass")
+        if mptcpk_basicsize(cls) != mptcpk_basicsize(tuple):
+            raise TypeError(f"{cls!r} must not add instance storage (__slots__ = ())")
+    MPTCPInfoT = mptcp_info
+    SubflowInfoT = subflow_info
+    SubflowT = subflow
+    SubflowStatusT = subflow_status
+    error_hook = hook
+
+
+cdef int raise_errno(int err, str call, int fd) except -1:
+    if error_hook is None:
+        raise OSError(err, call)
+    raise error_hook(err, call, fd)
+
+
+cdef inline object new_record(type cls, Py_ssize_t n):
+    # A tuple subclass instance allocated like tuple_subtype_new does; items are
+    # stolen references set by set_item. The registered classes add no storage.
+    return mptcpk_alloc_record(cls, n)
+
+
+cdef inline void set_item(object rec, Py_ssize_t i, object value):
+    Py_INCREF(value)
+    PyTuple_SET_ITEM(rec, i, value)
+
+
+# --------------------------------------------------------------------------------
+# Addresses: a small cache so polling the same subflows allocates no new tuples
+# --------------------------------------------------------------------------------
+DEF ADDR_CACHE = 64
+
+cdef struct AddrKey:
+    uint16_t family
+    uint16_t port        # network order
+    uint8_t addr[16]
+
+cdef struct AddrSlot:
+    AddrKey key
+    PyObject *value
+
+cdef AddrSlot addr_cache[ADDR_CACHE]
+memset(addr_cache, 0, sizeof(addr_cache))
+
+
+cdef object decode_sockaddr(const uint8_t *sa, size_t avail):
+    """(host, port) of a sockaddr_in/in6 at sa, or None for another family."""
+    cdef AddrKey key
+    cdef uint16_t family
+    cdef char text[64]
+    cdef unsigned int h, i
+    cdef object value
+    if avail < 2:
+        return None
+    memset(&key, 0, sizeof(key))
+    memcpy(&family, sa, 2)
+    if family == AF_INET and avail >= 8:
+        memcpy(&key.port, sa + 2, 2)
+        memcpy(key.addr, sa + 4, 4)
+    elif family == AF_INET6 and avail >= 24:
+        memcpy(&key.port, sa + 2, 2)
+        memcpy(key.addr, sa + 8, 16)
+    else:
+        return None
+    key.family = family
+    h = key.port
+    for i in range(16):
+        h = h * 31 + key.addr[i]
+    h = (h ^ (h >> 7)) % ADDR_CACHE
+    if addr_cache[h].value != NULL and memcmp(&addr_cache[h].key, &key, sizeof(key)) == 0:
+        return <object>addr_cache[h].value
+    if inet_ntop(family, key.addr, text, sizeof(text)) == NULL:
+        return None
+    value = (PyUnicode_DecodeASCII(text, strlen_(text), NULL), ntohs(key.port))
+    Py_XDECREF(addr_cache[h].value)
+    Py_INCREF(value)
+    addr_cache[h].value = <PyObject *>value
+    addr_cache[h].key = key
+    return value
+
+
+cdef inline size_t strlen_(const char *s) noexcept nogil:
+    cdef size_t n = 0
+    while s[n]:
+        n += 1
+    return n
+
+
+# --------------------------------------------------------------------------------
+# Decoders: kernel bytes -> records. Shared by the syscall paths and the bytes API.
+# --------------------------------------------------------------------------------
+cdef inline object opt(bint present, object value):
+    return value if present else None
+
+
+cdef object info_record(const uint8_t *buf, size_t length):
+    """MPTCPInfo from the first `length` bytes the kernel wrote."""
+    cdef mptcpk_info mi
+    memset(&mi, 0, sizeof(mi))
+    memcpy(&mi, buf, length if length < sizeof(mi) else sizeof(mi))
+    rec = new_record(MPTCPInfoT, N_INFO)
+    cdef bint base = length >= MI_END_RCV_NXT
+    cdef bint tok = length >= MI_END_TOKEN
+    cdef bint has_flags = length >= 8
+    set_item(rec, 0, opt(length >= 1, mi.subflows))
+    set_item(rec, 1, opt(length >= 2, mi.add_addr_signal))
+    set_item(rec, 2, opt(length >= 3, mi.add_addr_accepted))
+    set_item(rec, 3, opt(length >= 4, mi.subflows_max))
+    set_item(rec, 4, opt(length >= 5, mi.add_addr_signal_max))
+    set_item(rec, 5, opt(length >= 6, mi.add_addr_accepted_max))
+    set_item(rec, 6, opt(has_flags, mi.flags))
+    set_item(rec, 7, opt(tok, mi.token))
+    set_item(rec, 8, opt(length >= 24, mi.write_seq))
+    set_item(rec, 9, opt(length >= 32, mi.snd_una))
+    set_item(rec, 10, opt(base, mi.rcv_nxt))
+    set_item(rec, 11, opt(length >= MI_END_RCV_NXT + 1, mi.local_addr_used))
+    set_item(rec, 12, opt(length >= MI_END_RCV_NXT + 2, mi.local_addr_max))
+    set_item(rec, 13, opt(length >= MI_END_CSUM, mi.csum_enabled))
+    cdef bint v65 = length >= MI_END_BYTES_ACKED
+    set_item(rec, 14, opt(v65, mi.retransmits))
+    set_item(rec, 15, opt(v65, mi.bytes_retrans))
+    set_item(rec, 16, opt(v65, mi.bytes_sent))
+    set_item(rec, 17, opt(v65, mi.bytes_received))
+    set_item(rec, 18, opt(v65, mi.bytes_acked))
+    set_item(rec, 19, opt(length >= MI_END_SUBFLOWS_TOTAL, mi.subflows_total))
+    cdef bint endp = length >= MI_END_ENDP
+    set_item(rec, 20, opt(endp, mi.endp_laminar_max))
+    set_item(rec, 21, opt(endp, mi.endp_fullmesh_max))
+    cdef bint last = length >= MI_END_LAST_ACK_RECV
+    set_item(rec, 22, opt(last, mi.last_data_sent))
+    set_item(rec, 23, opt(last, mi.last_data_recv))
+    set_item(rec, 24, opt(last, mi.last_ack_recv))
+    set_item(rec, 25, opt(has_flags, bool(mi.flags & MPTCP_INFO_FLAG_FALLBACK)))
+    return rec
+
+
+cdef object subflow_info_record(object sub_id, object local, object remote,
+                                const uint8_t *tcpi, size_t avail):
+    """SubflowInfo from one tcp_info element of which `avail` bytes are valid."""
+    cdef mptcpk_tcp_info ti
+    memset(&ti, 0, sizeof(ti))
+    memcpy(&ti, tcpi, avail if avail < sizeof(ti) else sizeof(ti))
+    rec = new_record(SubflowInfoT, N_SUBFLOW_INFO)
+    cdef bint base = avail >= TI_END_TOTAL_RETRANS
+    set_item(rec, 0, sub_id)
+    set_item(rec, 1, local)
+    set_item(rec, 2, remote)
+    set_item(rec, 3, opt(avail >= 1, ti.state))
+    set_item(rec, 4, None)
+    set_item(rec, 5, opt(avail >= 2, ti.ca_state))
+    set_item(rec, 6, opt(base, ti.rto))
+    set_item(rec, 7, opt(base, ti.snd_mss))
+    set_item(rec, 8, opt(base, ti.rcv_mss))
+    set_item(rec, 9, opt(base, ti.unacked))
+    set_item(rec, 10, opt(base, ti.lost))
+    set_item(rec, 11, opt(base, ti.retrans))
+    set_item(rec, 12, opt(base, ti.total_retrans))
+    set_item(rec, 13, opt(base, ti.rtt))
+    set_item(rec, 14, opt(base, ti.rttvar))
+    set_item(rec, 15, opt(avail >= TI_END_MIN_RTT, ti.min_rtt))
+    set_item(rec, 16, opt(base, ti.snd_cwnd))
+    set_item(rec, 17, opt(base, ti.snd_ssthresh))
+    set_item(rec, 18, opt(base, ti.pmtu))
+    set_item(rec, 19, opt(avail >= TI_END_PACING_RATE, ti.pacing_rate))
+    set_item(rec, 20, opt(avail >= TI_END_DELIVERY_RATE, ti.delivery_rate))
+    cdef bint bytes41 = avail >= TI_END_BYTES_RECEIVED
+    set_item(rec, 21, opt(bytes41, ti.bytes_acked))
+    set_item(rec, 22, opt(bytes41, ti.bytes_received))
+    cdef bint sent = avail >= TI_END_BYTES_RETRANS
+    set_item(rec, 23, opt(sent, ti.bytes_sent))
+    set_item(rec, 24, opt(sent, ti.bytes_retrans))
+    cdef bint segs = avail >= TI_END_SEGS_IN
+    set_item(rec, 25, opt(segs, ti.segs_out))
+    set_item(rec, 26, opt(segs, ti.segs_in))
+    set_item(rec, 27, opt(avail >= TI_END_MIN_RTT, ti.notsent_bytes))
+    set_item(rec, 28, opt(avail >= TI_END_SND_WND, ti.snd_wnd))
+    set_item(rec, 29, opt(avail >= TI_END_RCV_WND, ti.rcv_wnd))
+    set_item(rec, 30, opt(base, ti.last_data_sent))
+    set_item(rec, 31, opt(base, ti.last_data_recv))
+    set_item(rec, 32, opt(avail >= TI_END_BUSY_TIME, ti.busy_time))
+    set_item(rec, 33, opt(avail >= TI_END_DELIVERED, ti.delivered))
+    return rec
+
+
+cdef inline bint is_live(const uint8_t *tcpi, size_t avail) noexcept nogil:
+    # A destroyed initial subflow can linger in TCP_CLOSE, and a listener reports
+    # its own LISTEN subflow: neither is a subflow of a connection.
+    if avail < 1:
+        return True
+    return tcpi[0] != TCP_CLOSE and tcpi[0] != TCP_LISTEN
+
+
+cdef inline size_t elem_avail(uint32_t size_kernel, uint32_t size_user) noexcept nogil:
+    return size_kernel if size_kernel < size_user else size_user
+
+
+cdef object decode_full_arrays(const mptcpk_full_info *hdr, const uint8_t *sfinfo,
+                               size_t sfinfo_len, const uint8_t *tcpinfo,
+                               size_t tcpinfo_len, bint live_only, bint ids_only):
+    """Subflow records (or ids) from the arrays a FULL_INFO call filled."""
+    cdef uint32_t n = hdr.num_subflows
+    cdef size_t sf_stride = hdr.size_sfinfo_user
+    cdef size_t ti_stride = hdr.size_tcpinfo_user
+    cdef size_t sf_avail = elem_avail(hdr.size_sfinfo_kernel, hdr.size_sfinfo_user)
+    cdef size_t ti_avail = elem_avail(hdr.size_tcpinfo_kernel, hdr.size_tcpinfo_user)
+    cdef size_t i
+    cdef const uint8_t *sf
+    cdef const uint8_t *ti
+    cdef uint32_t sub_id
+    if n > hdr.size_arrays_user:
+        n = hdr.size_arrays_user
+    if sf_stride == 0 or ti_stride == 0:
+        n = 0
+    else:
+        if n > sfinfo_len // sf_stride:
+            n = sfinfo_len // sf_stride
+        if n > tcpinfo_len // ti_stride:
+            n = tcpinfo_len // ti_stride
+    out = PyList_New(0)
+    for i in range(n):
+        sf = sfinfo + i * sf_stride
+        ti = tcpinfo + i * ti_stride
+        if live_only and not is_live(ti, ti_avail):
+            continue
+        if sf_avail < 4:
+            continue
+        memcpy(&sub_id, sf, 4)
+        if ids_only:
+            PyList_Append(out, sub_id)
+            continue
+        local = decode_sockaddr(sf + 8, sf_avail - 8) if sf_avail > 8 else None
+        remote = decode_sockaddr(sf + 136, sf_avail - 136) if sf_avail > 136 else None
+        PyList_Append(out, subflow_info_record(sub_id, local, remote, ti, ti_avail))
+    return out
+
+
+# --------------------------------------------------------------------------------
+# The bytes API: the same decoders over caller-provided bytes (tests, fuzzing)
+# --------------------------------------------------------------------------------
+def decode_mptcp_info(const unsigned char[:] data not None):
+    """MPTCPInfo from the bytes MPTCP_INFO returned (any historical length)."""
+    if data.shape[0] == 0:
+        return info_record(<const uint8_t *>"", 0)
+    return info_record(&data[0], data.shape[0])
+
+
+def decode_full_info(const unsigned char[:] header not None,
+                     const unsigned char[:] sfinfo not None,
+                     const unsigned char[:] tcpinfo not None, bint live_only=True):
+    """(MPTCPInfo, [SubflowInfo]) from a FULL_INFO header (+ mptcp_info) and arrays."""
+    cdef mptcpk_full_info hdr
+    cdef size_t hl = header.shape[0]
+    if hl < FULL_INFO_HDR:
+        raise ValueError(f"FULL_INFO header needs {FULL_INFO_HDR} bytes, got {hl}")
+    memset(&hdr, 0, sizeof(hdr))
+    memcpy(&hdr, &header[0], hl if hl < sizeof(hdr) else sizeof(hdr))
+    info = info_record(<const uint8_t *>&hdr.mptcp_info, hl - FULL_INFO_HDR)
+    subs = decode_full_arrays(&hdr, _ptr(sfinfo), sfinfo.shape[0], _ptr(tcpinfo),
+                              tcpinfo.shape[0], live_only, False)
+    return info, subs
+
+
+def decode_subflow_data(const unsigned char[:] data not None, str kind):
+    """Elements of an MPTCP_TCPINFO ("tcpinfo") or MPTCP_SUBFLOW_ADDRS ("addrs") reply.
+
+    Returns (num_subflows, [element]) where an element is a SubflowInfo (id None,
+    no addresses) for tcpinfo and a (local, remote) pair for addrs.
+    """
+    cdef mptcpk_subflow_data hdr
+    cdef size_t length = data.shape[0]
+    if kind not in ("tcpinfo", "addrs"):
+        raise ValueError("kind is 'tcpinfo' or 'addrs'")
+    if length < sizeof(hdr):
+        raise ValueError(f"subflow_data header needs {sizeof(hdr)} bytes, got {length}")
+    memcpy(&hdr, &data[0], sizeof(hdr))
+    return hdr.num_subflows, decode_subflow_data_elems(&hdr, &data[0], length, kind == "addrs")
+
+
+cdef inline const uint8_t *_ptr(const unsigned char[:] view):
+    if view.shape[0] == 0:
+        return <const uint8_t *>""
+    return &view[0]
+
+
+cdef list decode_subflow_data_elems(const mptcpk_subflow_data *hdr, const uint8_t *base,
+                                    size_t length, bint addrs):
+    cdef size_t start = hdr.size_subflow_data
+    cdef size_t stride = hdr.size_user
+    cdef size_t avail = elem_avail(hdr.size_kernel, hdr.size_user)
+    cdef size_t i, n
+    cdef const uint8_t *p
+    out = []
+    if stride == 0 or start > length:
+        return out
+    n = (length - start) // stride
+    if n > hdr.num_subflows:
+        n = hdr.num_subflows
+    for i in range(n):
+        p = base + start + i * stride
+        if addrs:
+            out.append((decode_sockaddr(p, avail) if avail else None,
+                        decode_sockaddr(p + 128, avail - 128) if avail > 128 else None))
+        else:
+            out.append(subflow_info_record(None, None, None, p, avail))
+    return out
+
+
+# --------------------------------------------------------------------------------
+# Syscalls
+# --------------------------------------------------------------------------------
+cdef inline int sockopt_get(int fd, int level, int name, void *buf, socklen_t *length) noexcept nogil:
+    """getsockopt retried on EINTR; returns 0 or errno."""
+    cdef int rc
+    while True:
+        rc = getsockopt(fd, level, name, buf, length)
+        if rc == 0:
+            return 0
+        if errno != EINTR:
+            return errno
+
+
+def sockopt_int(int fd, int level, int name):
+    """An int getsockopt; raises through the hook."""
+    cdef int value = 0
+    cdef socklen_t length = sizeof(value)
+    cdef int err
+    with nogil:
+        err = sockopt_get(fd, level, name, &value, &length)
+    if err:
+        raise_errno(err, "getsockopt", fd)
+    return value
+
+
+def sockopt_errno(int fd, int level, int name):
+    """0 if an int getsockopt succeeds, else its errno (a probe: never raises)."""
+    cdef int value = 0
+    cdef socklen_t length = sizeof(value)
+    with nogil:
+        err = sockopt_get(fd, level, name, &value, &length)
+    return err
+
+
+def info(int fd):
+    """MPTCPInfo of a connection through MPTCP_INFO (5.16)."""
+    cdef mptcpk_info mi
+    cdef socklen_t length = sizeof(mi)
+    cdef int err
+    with nogil:
+        err = sockopt_get(fd, SOL_MPTCP, MPTCP_INFO, &mi, &length)
+    if err:
+        raise_errno(err, "info", fd)
+    return info_record(<const uint8_t *>&mi, length)
+
+
+cdef int full_info_call(int fd, mptcpk_full_info *hdr, uint8_t *sfinfo, uint8_t *tcpinfo,
+                        uint32_t cap, socklen_t *length) noexcept nogil:
+    memset(hdr, 0, sizeof(mptcpk_full_info))
+    hdr.size_tcpinfo_user = sizeof(mptcpk_tcp_info)
+    hdr.size_sfinfo_user = sizeof(mptcpk_subflow_info)
+    hdr.size_arrays_user = cap
+    hdr.subflow_info = <uint64_t><size_t>sfinfo
+    hdr.tcp_info = <uint64_t><size_t>tcpinfo
+    length[0] = sizeof(mptcpk_full_info)
+    return sockopt_get(fd, SOL_MPTCP, MPTCP_FULL_INFO, hdr, length)
+
+
+cdef object full_info(int fd, bint ids_only, bint with_info, str call):
+    """One FULL_INFO snapshot (6.5): subflow records or ids, and optionally MPTCPInfo."""
+    cdef mptcpk_full_info hdr
+    cdef mptcpk_subflow_info sf_stack[STACK_SUBFLOWS]
+    cdef mptcpk_tcp_info ti_stack[STACK_SUBFLOWS]
+    cdef uint8_t *sf = <uint8_t *>sf_stack
+    cdef uint8_t *ti = <uint8_t *>ti_stack
+    cdef uint32_t cap = STACK_SUBFLOWS
+    cdef socklen_t length
+    cdef int err
+    cdef void *heap = NULL
+    try:
+        while True:
+            with nogil:
+                err = full_info_call(fd, &hdr, sf, ti, cap, &length)
+            if err:
+                raise_errno(err, call, fd)
+            if hdr.num_subflows <= cap:
+                break
+            # More subflows than our buffer: grow once to the reported total (+ room
+            # for one joining meanwhile) and ask again.
+            cap = hdr.num_subflows + 4
+            PyMem_Free(heap)
+            heap = PyMem_Malloc(cap * (sizeof(mptcpk_subflow_info) + sizeof(mptcpk_tcp_info)))
+            if heap == NULL:
+                raise MemoryError()
+            sf = <uint8_t *>heap
+            ti = sf + cap * sizeof(mptcpk_subflow_info)
+        subs = decode_full_arrays(&hdr, sf, cap * sizeof(mptcpk_subflow_info), ti,
+                                  cap * sizeof(mptcpk_tcp_info), True, ids_only)
+        if with_info:
+            return info_record(<const uint8_t *>&hdr.mptcp_info,
+                               length - FULL_INFO_HDR if length > FULL_INFO_HDR else 0), subs
+        return subs
+    finally:
+        PyMem_Free(heap)
+
+
+def subflows(int fd):
+    """Live subflows as SubflowInfo records, one FULL_INFO snapshot (6.5)."""
+    return full_info(fd, False, False, "subflows")
+
+
+def snapshot(int fd):
+    """(MPTCPInfo, [SubflowInfo]) from one FULL_INFO snapshot (6.5)."""
+    return full_info(fd, False, True, "subflows")
+
+
+def sub_ids(int fd):
+    """Ids of the live subflows, ascending (FULL_INFO, 6.5)."""
+    ids = full_info(fd, True, False, "get_sub_ids")
+    ids.sort()
+    return ids
+
+
+def find_subflow(int fd, uint32_t sub_id, str call="get_sub_tuple"):
+    """The live subflow with kernel id `sub_id`, or None (FULL_INFO, 6.5)."""
+    for rec in full_info(fd, False, False, call):
+        if rec[0] == sub_id:
+            return rec
+    return None
+
+
+def subflows_legacy(int fd):
+    """Live subflows through MPTCP_TCPINFO + MPTCP_SUBFLOW_ADDRS (5.16), ids None.
+
+    Two calls, not one snapshot: if the subflow count differs between them the
+    pair is read again, so records never pair one subflow's addresses with
+    another's tcp_info.
+    """
+    cdef int attempt
+    for attempt in range(8):
+        n_ti, tis = _subflow_data_call(fd, MPTCP_TCPINFO, sizeof(mptcpk_tcp_info))
+        n_ad, ads = _subflow_data_call(fd, MPTCP_SUBFLOW_ADDRS, sizeof(mptcpk_subflow_addrs))
+        if n_ti == n_ad and len(tis) == len(ads) == n_ti:
+            break
+    else:
+        raise_errno(EINVAL, "subflows (subflow set kept changing)", fd)
+    out = []
+    for rec, (local, remote) in zip(tis, ads):
+        if rec[3] in (TCP_CLOSE, TCP_LISTEN):
+            continue
+        out.append(SubflowInfoT._make((None, local, remote) + tuple(rec)[3:]))
+    return out
+
+
+cdef tuple _subflow_data_call(int fd, int optname, uint32_t elem):
+    cdef uint32_t cap = STACK_SUBFLOWS
+    cdef size_t size
+    cdef socklen_t length
+    cdef int err
+    cdef uint8_t *buf = NULL
+    cdef mptcpk_subflow_data *hdr
+    try:
+        while True:
+            size = sizeof(mptcpk_subflow_data) + cap * elem
+            PyMem_Free(buf)
+            buf = <uint8_t *>PyMem_Malloc(size)
+            if buf == NULL:
+                raise MemoryError()
+            hdr = <mptcpk_subflow_data *>buf
+            memset(buf, 0, size)
+            hdr.size_subflow_data = sizeof(mptcpk_subflow_data)
+            hdr.size_user = elem
+            length = <socklen_t>size
+            with nogil:
+                err = sockopt_get(fd, SOL_MPTCP, optname, buf, &length)
+            if err:
+                raise_errno(err, "subflows", fd)
+            if hdr.num_subflows <= cap:
+                break
+            cap = hdr.num_subflows + 4
+        return hdr.num_subflows, decode_subflow_data_elems(hdr, buf, length, optname == MPTCP_SUBFLOW_ADDRS)
+    finally:
+        PyMem_Free(buf)
+
+
+def full_info_errno(int fd):
+    """errno of one FULL_INFO call on fd (0 on success): the capability probe."""
+    cdef mptcpk_full_info hdr
+    cdef socklen_t length
+    with nogil:
+        err = full_info_call(fd, &hdr, NULL, NULL, 0, &length)
+    return err
+
+
+def info_errno(int fd):
+    """errno of one MPTCP_INFO call on fd (0 on success): the capability probe."""
+    cdef mptcpk_info mi
+    cdef socklen_t length = sizeof(mi)
+    with nogil:
+        err = sockopt_get(fd, SOL_MPTCP, MPTCP_INFO, &mi, &length)
+    return err
+
+
+def make_subflow(sub_id, local, remote, prio, status):
+    """A Subflow record; backup is derived from prio."""
+    rec = new_record(SubflowT, N_SUBFLOW)
+    set_item(rec, 0, sub_id)
+    set_item(rec, 1, local)
+    set_item(rec, 2, remote)
+    set_item(rec, 3, prio)
+    set_item(rec, 4, None if prio is None else bool(prio))
+    set_item(rec, 5, status)
+    return rec
+
+
+include "_poller.pxi"
+include "_draft.pxi"
