@@ -1,0 +1,711 @@
+"""A private two-path Multipath TCP lab in network namespaces.
+
+Shared by the ``mptcp demo`` command and the kernel tests. Needs root (or
+CAP_SYS_ADMIN + CAP_NET_ADMIN) and a kernel with MPTCP. Standard library only.
+
+Topology (``n`` is chosen per lab so concurrent labs in one process differ)::
+
+    client ns                          server ns
+    c1  10.n.1.2/24  fd00:n:1::2/64 -- s1  10.n.1.1/24  fd00:n:1::1/64
+    c2  10.n.2.2/24  fd00:n:2::2/64 -- s2  10.n.2.1/24  fd00:n:2::1/64
+
+The client also gets a route to the server's path-1 net via the server's
+path-2 address through ``c2`` (metric 1024), so that a subflow bound to ``c2``
+can reach the server's path-1 address (needed for IPv6).
+
+Example::
+
+    with Lab() as lab:
+        srv = lab.start_server()
+        with lab.connect(port=srv.port) as s:
+            s.sendall(b"x" * 1000)
+        print(srv.wait_result())
+"""
+
+from __future__ import annotations
+
+import atexit
+import concurrent.futures
+import ctypes
+import hashlib
+import itertools
+import os
+import queue
+import re
+import secrets
+import socket
+import subprocess
+import threading
+import time
+from collections.abc import Callable
+from typing import Any, TypeVar
+
+__all__ = [
+    "IPPROTO_MPTCP", "Lab", "LabError", "Server", "cleanup_stale",
+    "parse_ss_mptcp", "parse_ss_subflows", "wait_for",
+]
+
+IPPROTO_MPTCP = 262
+_CLONE_NEWNET = 0x40000000
+_NETNS_DIR = "/run/netns"
+_AF_INET = socket.AF_INET
+_SOCK_STREAM = socket.SOCK_STREAM
+Socket = socket.socket
+
+_T = TypeVar("_T")
+
+_counter = itertools.count(1)
+_counter_lock = threading.Lock()
+_nets_in_use: set[int] = set()
+
+
+class LabError(RuntimeError):
+    """A lab setup command failed."""
+
+
+def _run(argv: list[str], check: bool = True, timeout: float = 30.0) -> str:
+    try:
+        proc = subprocess.run(
+            argv, capture_output=True, text=True, timeout=timeout, check=False
+        )
+    except (OSError, subprocess.TimeoutExpired) as err:
+        raise LabError(f"{' '.join(argv)!r} could not run: {err}") from err
+    if check and proc.returncode != 0:
+        raise LabError(
+            f"{' '.join(argv)!r} failed with exit status {proc.returncode}: "
+            f"{proc.stderr.strip() or proc.stdout.strip()}"
+        )
+    return proc.stdout
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def _list_netns() -> list[str]:
+    try:
+        return sorted(os.listdir(_NETNS_DIR))
+    except FileNotFoundError:
+        return []
+
+
+def cleanup_stale(prefix: str = "mptcp") -> list[str]:
+    """Delete lab namespaces left behind by processes that no longer exist.
+
+    Only names shaped like ``{prefix}-{pid}-{counter}-{hex}-cli|srv`` whose pid
+    is not a live process are touched. Returns the deleted names.
+    """
+    pattern = re.compile(
+        re.escape(prefix) + r"-(\d+)-\d+-[0-9a-f]+-(?:cli|srv)$"
+    )
+    removed = []
+    for name in _list_netns():
+        m = pattern.match(name)
+        if m is None or _pid_alive(int(m.group(1))):
+            continue
+        _run(["ip", "netns", "del", name], check=False)
+        removed.append(name)
+    return removed
+
+
+def _split_hostport(text: str) -> tuple[str, int]:
+    """``10.0.2.1%c2:80`` / ``[fd00::1]:80`` / ``*:80`` -> (host, port)."""
+    host, _, port = text.rpartition(":")
+    if host.startswith("[") and "]" in host:
+        host = host[1 : host.index("]")] + host[host.index("]") + 1 :]
+    host = host.split("%", 1)[0]
+    if host.startswith("::ffff:") and "." in host:
+        host = host[len("::ffff:") :]
+    try:
+        port_num = int(port)
+    except ValueError:
+        port_num = 0
+    return host, port_num
+
+
+def _ss_records(output: str) -> list[tuple[list[str], str]]:
+    """Group ``ss -H -i`` output into (socket line fields, info text).
+
+    A socket line starts at column 0; its info follows on lines starting with
+    whitespace.
+    """
+    records: list[tuple[list[str], str]] = []
+    for line in output.splitlines():
+        if not line.strip():
+            continue
+        if line[0].isspace() and records:
+            fields, info = records[-1]
+            records[-1] = (fields, (info + " " + line.strip()).strip())
+        else:
+            records.append((line.split(), ""))
+    return records
+
+
+_SF_TOKEN_RE = re.compile(
+    r"token:([0-9a-f]+)\(id:(\d+)\)/([0-9a-f]+)\(id:(\d+)\)"
+)
+_KV_RE = re.compile(r"(?<!\S)([a-z_]+):(\S+)")
+
+
+def _info_kv(info: str) -> dict[str, str]:
+    return {k: v for k, v in _KV_RE.findall(info)}
+
+
+def _sock_fields(fields: list[str]) -> dict[str, Any] | None:
+    # With -t/-M (single socket type) and -H: State Recv-Q Send-Q Local Peer [Process]
+    if len(fields) < 5:
+        return None
+    return {
+        "state": fields[0],
+        "recv_q": int(fields[1]) if fields[1].isdigit() else 0,
+        "send_q": int(fields[2]) if fields[2].isdigit() else 0,
+        "local": _split_hostport(fields[3]),
+        "remote": _split_hostport(fields[4]),
+    }
+
+
+def _int_or_none(text: str | None) -> int | None:
+    if text is None:
+        return None
+    try:
+        return int(text, 0)
+    except ValueError:
+        return None
+
+
+def parse_ss_subflows(output: str) -> list[dict[str, Any]]:
+    """Parse ``ss -tinH`` output; keep TCP sockets that are MPTCP subflows.
+
+    Flag letters (iproute2 ``mptcp_subflow_info``): M remote MP_CAPABLE,
+    m local MP_CAPABLE, J remote MP_JOIN, j local MP_JOIN, B remote backup,
+    b local backup, e fully established, c connected, v map valid.
+    """
+    out = []
+    for fields, info in _ss_records(output):
+        if "tcp-ulp-mptcp" not in info:
+            continue
+        rec = _sock_fields(fields)
+        if rec is None:
+            continue
+        # Only the part after "tcp-ulp-mptcp" describes the subflow; "rtt:" etc.
+        # come before it.
+        before, _, after = info.partition("tcp-ulp-mptcp")
+        kv_all = _info_kv(before)
+        kv = _info_kv(after)
+        flags = kv.get("flags", "")
+        rec["flags"] = flags
+        rec["backup_local"] = "b" in flags
+        rec["backup_remote"] = "B" in flags
+        rec["join"] = "j" in flags or "J" in flags
+        rec["fully_established"] = "e" in flags
+        # iproute2 prints "token:REMTOKEN(id:REMID)/LOCTOKEN(id:LOCID)".
+        m = _SF_TOKEN_RE.search(after)
+        if m is not None:
+            rec["remote_token"] = int(m.group(1), 16)
+            rec["rem_id"] = int(m.group(2))
+            rec["token"] = int(m.group(3), 16)
+            rec["loc_id"] = int(m.group(4))
+        else:
+            rec["remote_token"] = rec["token"] = rec["rem_id"] = rec["loc_id"] = None
+        rec["seq"] = _int_or_none("0x" + kv["seq"]) if "seq" in kv else None
+        rtt = kv_all.get("rtt")
+        rec["rtt_us"] = (
+            int(float(rtt.split("/", 1)[0]) * 1000) if rtt is not None else None
+        )
+        rec["cwnd"] = _int_or_none(kv_all.get("cwnd"))
+        rec["info"] = info
+        out.append(rec)
+    return out
+
+
+def parse_ss_mptcp(output: str) -> list[dict[str, Any]]:
+    """Parse ``ss -MinH`` output (MPTCP sockets)."""
+    out = []
+    for fields, info in _ss_records(output):
+        rec = _sock_fields(fields)
+        if rec is None:
+            continue
+        kv = _info_kv(info)
+        rec["token"] = _int_or_none("0x" + kv["token"]) if "token" in kv else None
+        # ss leaves out zero counters: an absent "subflows:" means 0.
+        rec["subflows"] = _int_or_none(kv.get("subflows", "0"))
+        rec["subflows_max"] = _int_or_none(kv.get("subflows_max"))
+        rec["add_addr_signal"] = _int_or_none(kv.get("add_addr_signal"))
+        rec["add_addr_accepted"] = _int_or_none(kv.get("add_addr_accepted"))
+        rec["info"] = info
+        out.append(rec)
+    return out
+
+
+class Server:
+    """A listening socket in the lab's server namespace, served by a thread.
+
+    ``mode="sink"`` reads each connection to EOF and records
+    ``(nbytes, sha256hex)`` in ``results`` (and a queue read by
+    :meth:`wait_result`); ``mode="echo"`` echoes every byte back.
+    """
+
+    def __init__(self, listener: socket.socket, mode: str) -> None:
+        if mode not in ("sink", "echo"):
+            raise ValueError(f"mode must be 'sink' or 'echo', not {mode!r}")
+        self.listener = listener
+        self.mode = mode
+        self.family = listener.family
+        self.port: int = listener.getsockname()[1]
+        self.results: list[tuple[int, str]] = []
+        self.errors: list[BaseException] = []
+        self.conns: list[socket.socket] = []
+        self._queue: queue.Queue[tuple[int, str]] = queue.Queue()
+        self._closed = threading.Event()
+        self._lock = threading.Lock()
+        self._threads: list[threading.Thread] = []
+        listener.settimeout(0.1)
+        self._accept_thread = threading.Thread(
+            target=self._accept_loop, name=f"lab-server-{self.port}", daemon=True
+        )
+        self._accept_thread.start()
+
+    @property
+    def accepted(self) -> int:
+        """Number of connections accepted so far."""
+        with self._lock:
+            return len(self.conns)
+
+    def _accept_loop(self) -> None:
+        while not self._closed.is_set():
+            try:
+                conn, _ = self.listener.accept()
+            except (socket.timeout, BlockingIOError, InterruptedError):
+                continue
+            except OSError:
+                if self._closed.is_set():
+                    return
+                time.sleep(0.05)
+                continue
+            with self._lock:
+                if self._closed.is_set():
+                    conn.close()
+                    return
+                self.conns.append(conn)
+            conn.settimeout(0.2)
+            t = threading.Thread(target=self._serve, args=(conn,), daemon=True)
+            with self._lock:
+                self._threads.append(t)
+            t.start()
+
+    def _serve(self, conn: socket.socket) -> None:
+        digest = hashlib.sha256()
+        nbytes = 0
+        buf = bytearray(256 * 1024)
+        view = memoryview(buf)
+        try:
+            while not self._closed.is_set():
+                try:
+                    n = conn.recv_into(buf)
+                except socket.timeout:
+                    continue
+                if n == 0:
+                    break
+                nbytes += n
+                if self.mode == "sink":
+                    digest.update(view[:n])
+                else:
+                    self._send_all(conn, view[:n])
+            else:
+                return
+            if self.mode == "sink":
+                result = (nbytes, digest.hexdigest())
+                self.results.append(result)
+                self._queue.put(result)
+                try:
+                    conn.shutdown(socket.SHUT_WR)
+                except OSError:
+                    pass
+        except OSError as err:
+            if not self._closed.is_set():
+                self.errors.append(err)
+        finally:
+            view.release()
+
+    def _send_all(self, conn: socket.socket, data: memoryview) -> None:
+        while data and not self._closed.is_set():
+            try:
+                sent = conn.send(data)
+            except socket.timeout:
+                continue
+            data = data[sent:]
+
+    def wait_result(self, timeout: float = 10.0) -> tuple[int, str]:
+        """Return the next ``(nbytes, sha256hex)`` of a connection closed by its peer."""
+        try:
+            return self._queue.get(timeout=timeout)
+        except queue.Empty:
+            raise TimeoutError(
+                f"no connection finished on port {self.port} within {timeout}s"
+                f" (errors: {self.errors!r})"
+            ) from None
+
+    def close(self) -> None:
+        """Stop accepting, close the listener and every accepted socket."""
+        if self._closed.is_set():
+            return
+        self._closed.set()
+        for sock in [self.listener, *self.conns]:
+            try:
+                sock.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
+        self._accept_thread.join(2.0)
+        with self._lock:
+            threads = list(self._threads)
+        for t in threads:
+            t.join(2.0)
+        for sock in [self.listener, *self.conns]:
+            sock.close()
+
+    def __enter__(self) -> Server:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+def _enter_netns(path: str) -> None:
+    libc = ctypes.CDLL(None, use_errno=True)
+    fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+    try:
+        if libc.setns(fd, _CLONE_NEWNET) != 0:
+            e = ctypes.get_errno()
+            raise OSError(e, f"setns({path}): {os.strerror(e)}")
+    finally:
+        os.close(fd)
+
+
+def _netns_inode() -> int:
+    return os.stat("/proc/thread-self/ns/net").st_ino
+
+
+class Lab:
+    """Two network namespaces joined by two veth pairs, with MPTCP set up.
+
+    Parameters
+    ----------
+    prefix
+        Start of the namespace names; :func:`cleanup_stale` uses it.
+    userspace_pm
+        Select the userspace path manager on the client (``pm_type=1``).
+    endpoint
+        With the in-kernel PM, add a ``subflow`` endpoint for the client's
+        path-2 IPv4 address on ``c2``.
+    ipv6
+        Also configure ``fd00:n:1::/64`` and ``fd00:n:2::/64``.
+    """
+
+    def __init__(
+        self,
+        *,
+        prefix: str = "mptcp",
+        userspace_pm: bool = False,
+        endpoint: bool = True,
+        ipv6: bool = True,
+    ) -> None:
+        self.prefix = prefix
+        self.userspace_pm = userspace_pm
+        self.endpoint = endpoint and not userspace_pm
+        self.ipv6 = ipv6
+        self._closed = False
+        self._close_lock = threading.RLock()
+        self._namespaces: list[str] = []
+        self._executors: dict[str, concurrent.futures.ThreadPoolExecutor] = {}
+        self._servers: list[Server] = []
+        with _counter_lock:
+            count = next(_counter)
+            n = 0
+            for i in range(250):
+                cand = (count + i - 1) % 250 + 1
+                if cand not in _nets_in_use:
+                    n = cand
+                    break
+            if n == 0:
+                raise LabError("more than 250 labs open in this process")
+            _nets_in_use.add(n)
+        self.net = n
+        tag = f"{prefix}-{os.getpid()}-{count}-{secrets.token_hex(2)}"
+        self.client_ns = f"{tag}-cli"
+        self.server_ns = f"{tag}-srv"
+        self.client_devs = ["c1", "c2"]
+        self.server_devs = ["s1", "s2"]
+        self.client_addrs: dict[str, list[str]] = {
+            "v4": [f"10.{n}.1.2", f"10.{n}.2.2"],
+            "v6": [f"fd00:{n:x}:1::2", f"fd00:{n:x}:2::2"] if ipv6 else [],
+        }
+        self.server_addrs: dict[str, list[str]] = {
+            "v4": [f"10.{n}.1.1", f"10.{n}.2.1"],
+            "v6": [f"fd00:{n:x}:1::1", f"fd00:{n:x}:2::1"] if ipv6 else [],
+        }
+        atexit.register(self.close)
+        try:
+            self._setup()
+        except BaseException:
+            self.close()
+            raise
+
+    # -- setup -------------------------------------------------------------
+
+    def _setup(self) -> None:
+        cli, srv = self.client_ns, self.server_ns
+        for ns in (cli, srv):
+            _run(["ip", "netns", "add", ns])
+            self._namespaces.append(ns)
+        # Defaults first, so the veths inherit them. Without DAD off, the
+        # link-local address stays tentative for a while and the first IPv6
+        # SYN is lost (a 1 s retransmit).
+        defaults = [
+            "net.ipv4.conf.all.rp_filter=0",
+            "net.ipv4.conf.default.rp_filter=0",
+            "net.ipv6.conf.all.accept_dad=0",
+            "net.ipv6.conf.default.accept_dad=0",
+            "net.mptcp.enabled=1",
+        ]
+        for ns in (cli, srv):
+            extra = ["net.mptcp.pm_type=1"] if ns == cli and self.userspace_pm else []
+            self.sh(ns, "sysctl", "-q", "-w", *defaults, *extra)
+        # Distinct ifindexes on the two ends: the kernel's linkwatch treats a
+        # veth whose ifindex equals its peer's (both 2 in fresh namespaces) as a
+        # non-urgent event and delays its carrier by up to 1 s, dropping packets.
+        for i, (c, s) in enumerate(zip(self.client_devs, self.server_devs)):
+            _run(["ip", "link", "add", c, "index", str(10 + i), "netns", cli,
+                  "type", "veth", "peer", "name", s, "index", str(20 + i),
+                  "netns", srv])
+        for ns, devs in ((cli, self.client_devs), (srv, self.server_devs)):
+            self.sh(ns, "sysctl", "-q", "-w",
+                    *[f"net.ipv4.conf.{d}.rp_filter=0" for d in devs])
+        for ns, devs, addrs in (
+            (cli, self.client_devs, self.client_addrs),
+            (srv, self.server_devs, self.server_addrs),
+        ):
+            self.ip(ns, "link", "set", "lo", "up")
+            for i, dev in enumerate(devs):
+                self.ip(ns, "addr", "add", f"{addrs['v4'][i]}/24", "dev", dev)
+                if self.ipv6:
+                    self.ip(ns, "-6", "addr", "add", f"{addrs['v6'][i]}/64",
+                            "dev", dev, "nodad")
+                self.ip(ns, "link", "set", dev, "up")
+            self.ip(ns, "mptcp", "limits", "set", "subflows", "8",
+                    "add_addr_accepted", "8")
+        n = self.net
+        self.ip(cli, "route", "add", f"10.{n}.1.0/24", "via",
+                self.server_addrs["v4"][1], "dev", "c2", "metric", "1024")
+        if self.ipv6:
+            self.ip(cli, "-6", "route", "add", f"fd00:{n:x}:1::/64", "via",
+                    self.server_addrs["v6"][1], "dev", "c2", "metric", "1024")
+        if self.endpoint:
+            self.ip(cli, "mptcp", "endpoint", "add", self.client_addrs["v4"][1],
+                    "dev", "c2", "subflow")
+        for ns, devs in ((cli, self.client_devs), (srv, self.server_devs)):
+            self.wait_for(lambda: self._links_up(ns, devs), timeout=5.0,
+                          what=f"{', '.join(devs)} to come up in {ns}")
+
+    def _links_up(self, ns: str, devs: list[str]) -> bool:
+        up = set()
+        for line in self.ip(ns, "-o", "link", "show").splitlines():
+            parts = line.split()
+            if len(parts) > 1 and " state UP " in line:
+                up.add(parts[1].rstrip(":").split("@", 1)[0])
+        return all(d in up for d in devs)
+
+    # -- plumbing ----------------------------------------------------------
+
+    def _executor(self, ns: str) -> concurrent.futures.ThreadPoolExecutor:
+        with self._close_lock:
+            return self._executor_locked(ns)
+
+    def _executor_locked(self, ns: str) -> concurrent.futures.ThreadPoolExecutor:
+        if self._closed:
+            raise LabError("the lab is closed")
+        if ns not in self._namespaces:
+            raise ValueError(f"{ns!r} is not a namespace of this lab")
+        ex = self._executors.get(ns)
+        if ex is None:
+            path = os.path.join(_NETNS_DIR, ns)
+            ex = concurrent.futures.ThreadPoolExecutor(
+                max_workers=1,
+                thread_name_prefix=f"lab-{ns}",
+                initializer=_enter_netns,
+                initargs=(path,),
+            )
+            self._executors[ns] = ex
+            # Prove the worker really sits in the namespace before using it.
+            want = os.stat(path).st_ino
+            got = ex.submit(_netns_inode).result(10)
+            if got != want:
+                raise LabError(f"worker thread for {ns} is not in that namespace")
+        return ex
+
+    def run_in(self, ns: str, fn: Callable[..., _T], *args: Any, **kw: Any) -> _T:
+        """Run ``fn(*args, **kw)`` in a thread that lives in network namespace ``ns``."""
+        return self._executor(ns).submit(fn, *args, **kw).result()
+
+    def socket(
+        self,
+        ns: str,
+        family: int = _AF_INET,
+        type: int = _SOCK_STREAM,
+        proto: int = IPPROTO_MPTCP,
+    ) -> Socket:
+        """Create a socket in namespace ``ns`` (usable from any thread)."""
+        return self.run_in(ns, socket.socket, family, type, proto)
+
+    def sh(self, ns: str, *args: str, check: bool = True) -> str:
+        """Run a command in ``ns`` (``ip netns exec``) and return its stdout."""
+        return _run(["ip", "netns", "exec", ns, *args], check=check)
+
+    def ip(self, ns: str, *args: str, check: bool = True) -> str:
+        """Run ``ip -n ns ARGS`` and return its stdout."""
+        return _run(["ip", "-n", ns, *args], check=check)
+
+    def ifindex(self, ns: str, dev: str) -> int:
+        """Interface index of ``dev`` inside ``ns``."""
+        return self.run_in(ns, socket.if_nametoindex, dev)
+
+    @staticmethod
+    def wait_for(
+        pred: Callable[[], _T],
+        timeout: float = 5.0,
+        interval: float = 0.02,
+        what: str = "condition",
+    ) -> _T:
+        """Poll ``pred()`` until it is truthy and return its value."""
+        deadline = time.monotonic() + timeout
+        while True:
+            value = pred()
+            if value:
+                return value
+            if time.monotonic() >= deadline:
+                raise TimeoutError(f"timed out after {timeout}s waiting for {what}")
+            time.sleep(interval)
+
+    # -- traffic -----------------------------------------------------------
+
+    def start_server(
+        self,
+        *,
+        family: int = _AF_INET,
+        port: int = 0,
+        proto: int = IPPROTO_MPTCP,
+        mode: str = "sink",
+    ) -> Server:
+        """Listen on the wildcard address in the server namespace."""
+        sock = self.socket(self.server_ns, family, socket.SOCK_STREAM, proto)
+        try:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            sock.bind(("::" if family == socket.AF_INET6 else "0.0.0.0", port))
+            sock.listen(64)
+            server = Server(sock, mode)
+        except BaseException:
+            sock.close()
+            raise
+        self._servers.append(server)
+        return server
+
+    def connect(
+        self,
+        *,
+        family: int = _AF_INET,
+        server_addr: str | None = None,
+        port: int,
+        proto: int = IPPROTO_MPTCP,
+        timeout: float | None = 5,
+    ) -> Socket:
+        """Connect from the client namespace (to the server's path-1 address by default)."""
+        if server_addr is None:
+            key = "v6" if family == socket.AF_INET6 else "v4"
+            if not self.server_addrs[key]:
+                raise LabError("this lab has no IPv6 addresses (ipv6=False)")
+            server_addr = self.server_addrs[key][0]
+        sock = self.socket(self.client_ns, family, socket.SOCK_STREAM, proto)
+        try:
+            sock.settimeout(timeout)
+            sock.connect((server_addr, port))
+        except BaseException:
+            sock.close()
+            raise
+        return sock
+
+    # -- inspection --------------------------------------------------------
+
+    def ss_subflows(self, ns: str) -> list[dict[str, Any]]:
+        """MPTCP subflows (TCP sockets with ``tcp-ulp-mptcp``) in ``ns``, from ``ss -tinH``."""
+        return parse_ss_subflows(self.sh(ns, "ss", "-tinH"))
+
+    def ss_mptcp(self, ns: str) -> list[dict[str, Any]]:
+        """MPTCP sockets in ``ns``, from ``ss -MinH``."""
+        return parse_ss_mptcp(self.sh(ns, "ss", "-MinH"))
+
+    # -- teardown ----------------------------------------------------------
+
+    def close(self) -> None:
+        """Stop servers and workers and delete every namespace made. Idempotent."""
+        with self._close_lock:
+            if self._closed:
+                return
+            self._closed = True
+        try:
+            atexit.unregister(self.close)
+        except Exception:
+            pass
+        for server in self._servers:
+            try:
+                server.close()
+            except Exception:
+                pass
+        # Idle workers exit on their own; waiting could hang on a stuck call,
+        # and the namespaces can be deleted while a thread still sits in one.
+        for ex in self._executors.values():
+            ex.shutdown(wait=False, cancel_futures=True)
+        self._executors.clear()
+        errors = []
+        for ns in reversed(self._namespaces):
+            for attempt in range(5):
+                try:
+                    _run(["ip", "netns", "del", ns])
+                    break
+                except LabError as err:
+                    if not os.path.exists(os.path.join(_NETNS_DIR, ns)):
+                        break
+                    if attempt == 4:
+                        errors.append(str(err))
+                    time.sleep(0.05)
+        self._namespaces.clear()
+        with _counter_lock:
+            _nets_in_use.discard(self.net)
+        if errors:
+            raise LabError("; ".join(errors))
+
+    @property
+    def closed(self) -> bool:
+        return self._closed
+
+    @property
+    def namespaces(self) -> list[str]:
+        """Names of the namespaces this lab made and has not deleted yet."""
+        return list(self._namespaces)
+
+    def __enter__(self) -> Lab:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        state = "closed" if self._closed else "open"
+        return f"<Lab {self.client_ns}/{self.server_ns} net={self.net} {state}>"
+
+
+wait_for = Lab.wait_for
