@@ -1,0 +1,96 @@
+"""Benchmark: mptcp.open_sub / close_sub against a plain TCP connect() on the same path.
+
+Runs as root in a private two-namespace lab (mptcp.lab). Each round, in the client
+namespace's thread: open a subflow over path 2 (until established), close it, and
+connect() a plain TCP socket over the same path (same source and destination
+addresses) -- interleaved, so both see the same machine state. Prints medians and
+ratios and writes JSON to stdout and benchmarks/results/bench_control.json.
+
+    python benchmarks/bench_control.py [--rounds N]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import socket
+import statistics
+import sys
+import time
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, os.path.join(HERE, "..", "src"))
+
+import mptcp  # noqa: E402
+from mptcp.lab import Lab  # noqa: E402
+
+
+def run(rounds: int) -> dict[str, object]:
+    with Lab(prefix="mptcpbench", userspace_pm=True, endpoint=False, ipv6=False) as lab:
+        msrv = lab.start_server()
+        tsrv = lab.start_server(proto=socket.IPPROTO_TCP)
+        c2 = lab.client_addrs["v4"][1]
+        s2 = lab.server_addrs["v4"][1]
+        conn = lab.connect(port=msrv.port)
+        conn.sendall(b"warm")
+
+        def body() -> dict[str, list[float]]:
+            opens, closes, connects = [], [], []
+            clock = time.perf_counter_ns
+            for i in range(rounds + 5):
+                t0 = clock()
+                sf = mptcp.open_sub(conn, local=c2, remote=s2)
+                t1 = clock()
+                mptcp.close_sub(conn, sf.id)
+                t2 = clock()
+                t = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+                t.bind((c2, 0))
+                t3 = clock()
+                t.connect((s2, tsrv.port))
+                t4 = clock()
+                t.close()
+                if i >= 5:  # warm-up rounds dropped
+                    opens.append((t1 - t0) / 1e3)
+                    closes.append((t2 - t1) / 1e3)
+                    connects.append((t4 - t3) / 1e3)
+            return {"open": opens, "close": closes, "connect": connects}
+
+        res = lab.run_in(lab.client_ns, body)
+        conn.close()
+    ratios = [o / c for o, c in zip(res["open"], res["connect"])]
+    return {
+        "benchmark": "bench_control",
+        "kernel": platform.release(),
+        "python": platform.python_version(),
+        "rounds": rounds,
+        "open_sub_median_us": round(statistics.median(res["open"]), 1),
+        "connect_median_us": round(statistics.median(res["connect"]), 1),
+        "close_sub_median_us": round(statistics.median(res["close"]), 1),
+        "open_sub_over_connect_ratio_of_medians": round(
+            statistics.median(res["open"]) / statistics.median(res["connect"]), 2),
+        "open_sub_over_connect_median_ratio": round(statistics.median(ratios), 2),
+        "target_ratio_max": 5.0,
+    }
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--rounds", type=int, default=200)
+    args = ap.parse_args()
+    out = run(args.rounds)
+    print(f"open_sub  median {out['open_sub_median_us']:8.1f} us")
+    print(f"connect() median {out['connect_median_us']:8.1f} us")
+    print(f"close_sub median {out['close_sub_median_us']:8.1f} us")
+    print(f"open_sub / connect: median ratio {out['open_sub_over_connect_median_ratio']}x "
+          f"(target <= {out['target_ratio_max']}x)")
+    text = json.dumps(out, indent=2)
+    print(text)
+    os.makedirs(os.path.join(HERE, "results"), exist_ok=True)
+    with open(os.path.join(HERE, "results", "bench_control.json"), "w") as f:
+        f.write(text + "\n")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,318 @@
+"""Generic netlink encoding/decoding on canned bytes, ext-ack parsing, validation."""
+
+from __future__ import annotations
+
+import errno
+import socket
+import struct
+
+import pytest
+
+from mptcp import _netlink as nl
+from mptcp import pm as P
+from mptcp import _upstream_control as uc
+from mptcp._errors import (
+    MPTCPPermissionError,
+    NotMPTCPError,
+    PathManagerError,
+    SubflowNotFoundError,
+    UnsupportedOperationError,
+)
+
+
+def nla(atype: int, payload: bytes) -> bytes:
+    raw = struct.pack("=HH", 4 + len(payload), atype) + payload
+    return raw + b"\0" * ((-len(raw)) % 4)
+
+
+def nlmsg(mtype: int, flags: int, seq: int, body: bytes) -> bytes:
+    return struct.pack("=IHHII", 16 + len(body), mtype, flags, seq, 0) + body
+
+
+# ---------------------------------------------------------------- encoder
+
+
+def test_encoder_header_and_scalars() -> None:
+    e = nl.Encoder(16)  # small on purpose: must grow
+    e.begin(28, 10, nl.NLM_F_ACK, 7, version=1)
+    e.put_u32(4, 0xDEADBEEF)
+    e.put_u8(5, 3)
+    e.put_u16(1, 2)
+    e.put_be16(9, 0x1234)
+    e.put_s32(7, -1)
+    e.put_u64(3, 1 << 40)
+    out = bytes(e.finish())
+    body = (
+        bytes([10, 1, 0, 0])
+        + nla(4, struct.pack("=I", 0xDEADBEEF))
+        + nla(5, b"\x03")
+        + nla(1, struct.pack("=H", 2))
+        + nla(9, b"\x12\x34")
+        + nla(7, struct.pack("=i", -1))
+        + nla(3, struct.pack("=Q", 1 << 40))
+    )
+    assert out == nlmsg(28, nl.NLM_F_REQUEST | nl.NLM_F_ACK, 7, body)
+    assert e.seq == 7
+
+
+def test_encoder_nested_and_bytes_padding_reused_buffer() -> None:
+    e = nl.Encoder()
+    # dirty the buffer first: padding must be zeroed on reuse
+    e.begin(1, 1, 0, 1)
+    e.put_bytes(1, b"\xff" * 40)
+    e.finish()
+    e.begin(28, 10, 0, 2)
+    start = e.nest_start(1)
+    e.put_u16(1, socket.AF_INET)
+    e.put_bytes(3, socket.inet_aton("10.0.2.1"))
+    e.put_str(8, "ab")
+    e.nest_end(start)
+    out = bytes(e.finish())
+    inner = nla(1, struct.pack("=H", 2)) + nla(3, bytes([10, 0, 2, 1])) + nla(8, b"ab\0")
+    nest = struct.pack("=HH", 4 + len(inner), 1 | nl.NLA_F_NESTED) + inner
+    assert out == nlmsg(28, nl.NLM_F_REQUEST, 2, bytes([10, 1, 0, 0]) + nest)
+
+
+def test_put_addr_port_is_host_byte_order() -> None:
+    # The kernel reads MPTCP_PM_ADDR_ATTR_PORT in host order (kernel-abi.md trap).
+    e = nl.Encoder()
+    e.begin(28, P.CMD_SUBFLOW_CREATE, 0, 1)
+    P.put_addr(e, P.ATTR_ADDR_REMOTE, P.parse_host("10.0.1.1"), port=0x1F90)
+    msg = nl.decode_genl(bytes(e.finish()))
+    a = msg.attrs.nested(P.ATTR_ADDR_REMOTE, nl.AttrTable(P.ADDR_ATTR_MAX))
+    assert a is not None
+    assert a.u16(P.ADDR_ATTR_PORT) == 0x1F90
+    assert a.bytes(P.ADDR_ATTR_PORT) == struct.pack("=H", 0x1F90)
+    assert a.u16(P.ADDR_ATTR_FAMILY) == socket.AF_INET
+    assert a.bytes(P.ADDR_ATTR_ADDR4) == bytes([10, 0, 1, 1])
+
+
+# ---------------------------------------------------------------- decoding
+
+
+def test_iter_attrs_and_table() -> None:
+    payload = nla(1, b"\x05") + nla(2, struct.pack("=I", 42)) + nla(30, b"zz") + nla(2 | nl.NLA_F_NET_BYTEORDER, struct.pack("=I", 43))
+    assert [(t, ln) for t, _o, ln in nl.iter_attrs(payload, 0, len(payload))] == [
+        (1, 1), (2, 4), (30, 2), (2, 4)
+    ]
+    t = nl.AttrTable(4).parse(payload, 0, len(payload))
+    assert t.u8(1) == 5
+    assert t.u32(2) == 43  # last wins
+    assert 30 not in t and 3 not in t
+    assert t.u32(3) is None and t.u32(3, 9) == 9
+    # refill in place: old entries vanish
+    t.parse(nla(3, b"\x01\x02"), 0, 8)
+    assert 1 not in t and t.u16(3) == 0x0201 and t.be16(3) == 0x0102
+    assert t.types() == [3]
+
+
+def test_truncated_attributes_stop() -> None:
+    payload = nla(1, b"\x05") + struct.pack("=HH", 200, 2) + b"\0" * 4
+    assert [t for t, *_ in nl.iter_attrs(payload, 0, len(payload))] == [1]
+    t = nl.AttrTable(4).parse(payload, 0, len(payload))
+    assert t.types() == [1]
+    # too short for the type asked
+    assert nl.AttrTable(2).parse(nla(1, b"\x01"), 0, 8).u32(1) is None
+
+
+def test_decode_event_from_bytes() -> None:
+    # A SUB_ESTABLISHED event as the kernel sends it (ports in network order).
+    body = bytes([10, 1, 0, 0]) + b"".join([
+        nla(1, struct.pack("=I", 0x1295CE36)),
+        nla(2, struct.pack("=H", 2)),
+        nla(3, b"\x01"),
+        nla(5, bytes([10, 1, 2, 2])),
+        nla(7, bytes([10, 1, 1, 1])),
+        nla(9, struct.pack(">H", 59353)),
+        nla(10, struct.pack(">H", 37549)),
+        nla(11, b"\x00"),
+    ])
+    raw = nlmsg(28, 0, 0, body)
+    table = nl.AttrTable(uc.EV_ATTR_MAX)
+    msg = nl.decode_genl(raw, into=table)
+    assert msg.cmd == uc.EV_SUB_ESTABLISHED and msg.attrs is table
+    assert table.u32(uc.EV_ATTR_TOKEN) == 0x1295CE36
+    assert table.be16(uc.EV_ATTR_SPORT) == 59353
+    assert table.be16(uc.EV_ATTR_DPORT) == 37549
+    assert table.bytes(uc.EV_ATTR_SADDR4) == bytes([10, 1, 2, 2])
+    # two messages in one datagram, found by offset
+    both = raw + raw
+    offs = [o for o, *_ in nl.iter_messages(both, len(both))]
+    assert offs == [0, len(raw)]
+    with pytest.raises(ValueError):
+        nl.decode_genl(raw[:10])
+
+
+def test_decode_endpoint() -> None:
+    inner = b"".join([
+        nla(P.ADDR_ATTR_FAMILY, struct.pack("=H", socket.AF_INET6)),
+        nla(P.ADDR_ATTR_ID, b"\x07"),
+        nla(P.ADDR_ATTR_ADDR6, socket.inet_pton(socket.AF_INET6, "fd00:1:2::2")),
+        nla(P.ADDR_ATTR_PORT, struct.pack("=H", 8080)),
+        nla(P.ADDR_ATTR_FLAGS, struct.pack("=I", 1 | 4)),
+    ])
+    body = bytes([P.CMD_GET_ADDR, 1, 0, 0]) + struct.pack("=HH", 4 + len(inner), P.ATTR_ADDR | nl.NLA_F_NESTED) + inner
+    ep = P.decode_endpoint(nl.decode_genl(nlmsg(28, 2, 1, body)))
+    assert ep == P.Endpoint(7, "fd00:1:2::2", 8080, P.EndpointFlags.SIGNAL | P.EndpointFlags.BACKUP, None, None)
+    assert ep.backup
+
+
+def test_family_from_reply() -> None:
+    grp = nla(1, nla(nl.CTRL_ATTR_MCAST_GRP_NAME, b"mptcp_pm_events\0") + nla(nl.CTRL_ATTR_MCAST_GRP_ID, struct.pack("=I", 9)))
+    body = bytes([1, 2, 0, 0]) + nla(nl.CTRL_ATTR_FAMILY_ID, struct.pack("=H", 28)) + nla(
+        nl.CTRL_ATTR_FAMILY_NAME, b"mptcp_pm\0") + nla(nl.CTRL_ATTR_VERSION, struct.pack("=I", 1)) + struct.pack(
+        "=HH", 4 + len(grp), nl.CTRL_ATTR_MCAST_GROUPS | nl.NLA_F_NESTED) + grp
+    fam = nl.family_from_reply(nl.decode_genl(nlmsg(nl.GENL_ID_CTRL, 0, 1, body)))
+    assert fam == nl.GenlFamily("mptcp_pm", 28, 1, {"mptcp_pm_events": 9})
+
+
+# ---------------------------------------------------------------- ext-ack
+
+
+def _err(err: int, flags: int, tlvs: bytes, request: bytes = b"") -> bytes:
+    echoed = request or struct.pack("=IHHII", 36, 28, 5, 7, 0)
+    return nlmsg(nl.NLMSG_ERROR, flags, 7, struct.pack("=i", -err) + echoed + tlvs)
+
+
+def test_parse_error_capped_with_message() -> None:
+    raw = _err(errno.EINVAL, nl.NLM_F_CAPPED | nl.NLM_F_ACK_TLVS,
+               nla(nl.NLMSGERR_ATTR_MSG, b"userspace PM not selected\0") + nla(nl.NLMSGERR_ATTR_OFFS, struct.pack("=I", 24)))
+    ack = nl.parse_error(raw)
+    assert ack == nl.NetlinkAck(errno.EINVAL, 7, "userspace PM not selected", 24, None)
+
+
+def test_parse_error_uncapped_skips_request() -> None:
+    req = struct.pack("=IHHII", 28, 28, 5, 7, 0) + bytes([10, 1, 0, 0]) + nla(4, struct.pack("=I", 1))
+    raw = _err(errno.EINVAL, nl.NLM_F_ACK_TLVS, nla(nl.NLMSGERR_ATTR_MISS_TYPE, struct.pack("=I", 6)), req)
+    ack = nl.parse_error(raw)
+    assert ack.error == errno.EINVAL and ack.message is None and ack.missing_type == 6
+    assert nl._ack_text(ack) == "missing attribute 6"
+
+
+def test_parse_error_plain_ack() -> None:
+    ack = nl.parse_error(_err(0, nl.NLM_F_CAPPED, b""))
+    assert ack.error == 0 and ack.message is None
+    with pytest.raises(ValueError):
+        nl.parse_error(nlmsg(nl.NLMSG_DONE, 0, 1, b"\0" * 4))
+
+
+@pytest.mark.parametrize(
+    "err, text, per_conn, cls",
+    [
+        (errno.EINVAL, "userspace PM not selected", True, PathManagerError),
+        (errno.EINVAL, "invalid token", True, NotMPTCPError),
+        (errno.EPERM, None, False, MPTCPPermissionError),
+        (errno.ESRCH, None, True, SubflowNotFoundError),
+        (errno.EINVAL, "address not found", False, PathManagerError),
+        (errno.EEXIST, None, False, PathManagerError),
+    ],
+)
+def test_error_hook(err: int, text: str, per_conn: bool, cls: type) -> None:
+    hook = P._CONN_HOOK if per_conn else P._GLOBAL_HOOK
+    exc = hook(err, text, P.CMD_SUBFLOW_CREATE, "mptcp_pm SUBFLOW_CREATE")
+    assert type(exc) is cls and exc.errno == err
+    if text:
+        assert text in str(exc)
+    if cls is PathManagerError and "userspace" in (text or ""):
+        assert "sysctl net.mptcp.pm_type=1" in str(exc)
+    if cls is MPTCPPermissionError:
+        assert "CAP_NET_ADMIN" in str(exc)
+
+
+# ---------------------------------------------------------------- validation
+
+
+@pytest.mark.parametrize("bad", ["10.0.0.256", "not-an-ip", "", "1.2.3"])
+def test_parse_host_rejects(bad: str) -> None:
+    with pytest.raises(ValueError):
+        P.parse_host(bad)
+
+
+def test_parse_host_forms() -> None:
+    assert P.parse_host("10.0.0.1").family == socket.AF_INET
+    h = P.parse_host("[FD00:0:0::1]")
+    assert h.family == socket.AF_INET6 and h.text == "fd00::1"
+    with pytest.raises(TypeError):
+        P.parse_host(b"10.0.0.1")
+    with pytest.raises(TypeError):
+        P.parse_host(None)
+
+
+@pytest.mark.parametrize("port, exc", [(-1, ValueError), (65536, ValueError), ("80", TypeError), (True, TypeError), (1.0, TypeError)])
+def test_check_port(port: object, exc: type) -> None:
+    with pytest.raises(exc):
+        P.check_port(port)
+    assert P.check_port(65535) == 65535 and P.check_port(0) == 0
+
+
+@pytest.mark.parametrize("value, exc", [(0, ValueError), (256, ValueError), (True, TypeError), ("1", TypeError)])
+def test_check_id(value: object, exc: type) -> None:
+    with pytest.raises(exc):
+        P.check_id(value)
+
+
+def test_parse_address_and_family_mismatch() -> None:
+    host, port = P.parse_address(("fd00::1", 80), "remote")
+    assert port == 80 and host.family == socket.AF_INET6
+    assert P.parse_address("10.0.0.1", "local")[1] is None
+    with pytest.raises(TypeError):
+        P.parse_address(("10.0.0.1",), "local")
+    with pytest.raises(ValueError):
+        P.parse_address(("10.0.0.1", 70000), "local")
+    with pytest.raises(ValueError, match="different families"):
+        P._check_families(P.parse_host("10.0.0.1"), P.parse_host("fd00::1"))
+
+
+def test_token_of_validation() -> None:
+    assert P.token_of(12345) == 12345
+    with pytest.raises(ValueError):
+        P.token_of(0)
+    with pytest.raises(ValueError):
+        P.token_of(1 << 32)
+    with pytest.raises(TypeError):
+        P.token_of("12345")
+    with pytest.raises(TypeError):
+        P.token_of(True)
+
+
+def test_token_of_plain_tcp_socket() -> None:
+    with socket.socket() as s:
+        with pytest.raises((NotMPTCPError, OSError)):
+            P.token_of(s)
+
+
+def test_control_value_checks_before_any_syscall() -> None:
+    # fd -1 would fail at the first syscall: these must fail earlier.
+    with pytest.raises(ValueError):
+        uc.open_sub(-1, None, None, False, 0)
+    with pytest.raises(ValueError):
+        uc.open_sub(-1, None, None, False, -1.0)
+    with pytest.raises(ValueError):
+        uc.open_sub(-1, ("10.0.0.1", 70000), None, False, 1.0)
+    with pytest.raises(ValueError):
+        uc.open_sub(-1, "10.0.0.300", None, False, 1.0)
+    with pytest.raises(TypeError):
+        uc.open_sub(-1, None, None, "yes", 1.0)
+    with pytest.raises(ValueError):
+        uc.close_sub(-1, 1, 7)
+    with pytest.raises(ValueError):
+        uc.close_sub(-1, -1)
+    with pytest.raises(TypeError):
+        uc.close_sub(-1, "1")
+    with pytest.raises(UnsupportedOperationError, match="half-close"):
+        uc.close_sub(-1, 1, socket.SHUT_WR)
+    with pytest.raises(UnsupportedOperationError, match="half-close"):
+        uc.close_sub(-1, 1, socket.SHUT_RD)
+    with pytest.raises(TypeError):
+        uc.set_sub_prio(-1, 1, "x")
+
+
+def test_sockopt_calls() -> None:
+    with pytest.raises(UnsupportedOperationError, match="TCP_MAXSEG") as info:
+        uc.get_sub_sockopt_int(-1, 1, socket.IPPROTO_TCP, socket.TCP_NODELAY)
+    assert info.value.errno == errno.EOPNOTSUPP
+    with pytest.raises(UnsupportedOperationError, match="all subflows"):
+        uc.set_sub_sockopt_int(-1, 1, socket.IPPROTO_TCP, socket.TCP_MAXSEG, 1000)
+    with pytest.raises(TypeError):
+        uc.set_sub_sockopt_int(-1, 1, socket.IPPROTO_TCP, socket.TCP_MAXSEG, "1000")
+    assert uc.SUB_SOCKOPT_FIELDS == {(socket.IPPROTO_TCP, socket.TCP_MAXSEG): "snd_mss"}
