@@ -7,6 +7,7 @@ ranges (``ValueError``); the backend modules then talk to the kernel.
 from __future__ import annotations
 
 import contextlib
+import errno
 import ipaddress
 import numbers
 import socket
@@ -14,7 +15,8 @@ from typing import Any, Iterator, List, Optional, Tuple, Union
 
 from . import _backend, _upstream
 from . import _mptcp as _core
-from ._types import Address, MPTCPInfo, Subflow, SubflowInfo
+from ._errors import MPTCPError, NotMPTCPError, SubflowNotFoundError
+from ._types import MPTCPInfo, Subflow, SubflowInfo
 
 __all__ = [
     "get_sub_ids", "get_sub_tuple", "open_sub", "close_sub", "get_sub_sockopt_int",
@@ -300,16 +302,17 @@ def subflow(
 
     Closing is idempotent: a subflow that already died is not an error.
     """
-    from ._errors import SubflowNotFoundError
-
     sf = open_sub(sock, local=local, remote=remote, backup=backup, timeout=timeout)
     try:
         yield sf
     finally:
         try:
             close_sub(sock, sf.id)  # type: ignore[arg-type]
-        except SubflowNotFoundError:
-            pass
+        except (SubflowNotFoundError, NotMPTCPError):
+            pass  # the subflow, or the whole connection, is already gone
+        except MPTCPError as err:
+            if err.errno not in (errno.EBADF, errno.ENOTSOCK, errno.ENOTCONN):
+                raise
 
 
 # --------------------------------------------------------------------------------
@@ -368,3 +371,4 @@ class Poller(_core.Poller):
         fd = _upstream_fd(sock, "Poller")
         _backend.require_full_info("Poller")
         self._attach(fd, sock)
+        self.poll()  # a socket that is not an MPTCP connection fails here, not later

@@ -28,8 +28,11 @@ def is_mptcp(fd: int) -> bool:
     if proto != _backend.IPPROTO_MPTCP:
         return False
     _backend.require_sol_mptcp("is_mptcp")
-    if _core.info(fd).fallback:
-        return False
+    try:
+        if _core.info(fd).fallback:
+            return False
+    except NotMPTCPError:
+        return False  # fell back before MPTCP_INFO could answer
     return _connected(fd)
 
 
