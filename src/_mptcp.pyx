@@ -123,7 +123,7 @@ cdef inline object new_record(type cls, Py_ssize_t n):
     return mptcpk_alloc_record(cls, n)
 
 
-cdef inline void set_item(object rec, Py_ssize_t i, object value):
+cdef inline void set_item(object rec, Py_ssize_t i, object value) noexcept:
     Py_INCREF(value)
     PyTuple_SET_ITEM(rec, i, value)
 
@@ -192,7 +192,7 @@ cdef inline size_t strlen_(const char *s) noexcept nogil:
 # --------------------------------------------------------------------------------
 # Decoders: kernel bytes -> records. Shared by the syscall paths and the bytes API.
 # --------------------------------------------------------------------------------
-cdef inline object opt(bint present, object value):
+cdef inline object opt(bint present, object value) noexcept:
     return value if present else None
 
 
@@ -204,7 +204,7 @@ cdef object info_record(const uint8_t *buf, size_t length):
     rec = new_record(MPTCPInfoT, N_INFO)
     cdef bint base = length >= MI_END_RCV_NXT
     cdef bint tok = length >= MI_END_TOKEN
-    cdef bint has_flags = length >= 8
+    cdef bint has_flags = length >= 12
     set_item(rec, 0, opt(length >= 1, mi.subflows))
     set_item(rec, 1, opt(length >= 2, mi.add_addr_signal))
     set_item(rec, 2, opt(length >= 3, mi.add_addr_accepted))
@@ -411,6 +411,31 @@ cdef list decode_subflow_data_elems(const mptcpk_subflow_data *hdr, const uint8_
 # --------------------------------------------------------------------------------
 # Syscalls
 # --------------------------------------------------------------------------------
+cdef inline int as_fd(object sock) except? -1:
+    """The int fd of an int, or of anything with fileno(); bool is a TypeError.
+
+    Done here rather than in Python because it is most of a hot call's overhead.
+    A closed socket's fileno() is -1: passed on, so the kernel answers EBADF.
+    """
+    if type(sock) is int:
+        return sock
+    if isinstance(sock, bool):
+        raise TypeError("sock must be a socket, an object with fileno() or an int fd, not bool")
+    if isinstance(sock, int):
+        return sock
+    get = getattr(sock, "fileno", None)
+    if get is None:
+        raise TypeError(f"sock must be a socket, an object with fileno() or an int fd, "
+                        f"not {type(sock).__name__}")
+    fd = get()
+    if type(fd) is not int:
+        raise TypeError(f"{type(sock).__name__}.fileno() returned {fd!r}, not an int")
+    return fd
+
+
+def fileno(sock):
+    """The int fd of a socket, an object with fileno(), or an int (never dup'ed)."""
+    return as_fd(sock)
 cdef inline int sockopt_get(int fd, int level, int name, void *buf, socklen_t *length) noexcept nogil:
     """getsockopt retried on EINTR; returns 0 or errno."""
     cdef int rc
@@ -443,8 +468,9 @@ def sockopt_errno(int fd, int level, int name):
     return err
 
 
-def info(int fd):
-    """MPTCPInfo of a connection through MPTCP_INFO (5.16)."""
+def info(sock):
+    """MPTCPInfo of a connection through MPTCP_INFO (5.16); sock: int or fileno()."""
+    cdef int fd = as_fd(sock)
     cdef mptcpk_info mi
     cdef socklen_t length = sizeof(mi)
     cdef int err
@@ -505,9 +531,9 @@ cdef object full_info(int fd, bint ids_only, bint with_info, str call):
         PyMem_Free(heap)
 
 
-def subflows(int fd):
+def subflows(sock):
     """Live subflows as SubflowInfo records, one FULL_INFO snapshot (6.5)."""
-    return full_info(fd, False, False, "subflows")
+    return full_info(as_fd(sock), False, False, "subflows")
 
 
 def snapshot(int fd):
@@ -515,9 +541,9 @@ def snapshot(int fd):
     return full_info(fd, False, True, "subflows")
 
 
-def sub_ids(int fd):
+def sub_ids(sock):
     """Ids of the live subflows, ascending (FULL_INFO, 6.5)."""
-    ids = full_info(fd, True, False, "get_sub_ids")
+    ids = full_info(as_fd(sock), True, False, "get_sub_ids")
     ids.sort()
     return ids
 
@@ -616,3 +642,4 @@ def make_subflow(sub_id, local, remote, prio, status):
 
 include "_poller.pxi"
 include "_draft.pxi"
+include "_diag.pxi"

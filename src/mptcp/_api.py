@@ -121,9 +121,9 @@ def get_sub_ids(sock: Any) -> List[int]:
     MPTCPError
         A closed fd (EBADF) or not a socket (ENOTSOCK).
     """
-    fd = sock if type(sock) is int else _backend.fileno(sock)
     if _fast or _upstream_fast():
-        return _core.sub_ids(fd)  # type: ignore[no-any-return]
+        return _core.sub_ids(sock)  # type: ignore[no-any-return]
+    fd = _backend.fileno(sock)
     if _backend.backend() == "draft":
         return _draft_backend("get_sub_ids").get_sub_ids(fd)  # type: ignore[no-any-return]
     return _upstream.get_sub_ids(fd)
@@ -319,7 +319,7 @@ def subflow(
 # Beyond the seed (upstream only)
 # --------------------------------------------------------------------------------
 def _upstream_fd(sock: Any, call: str) -> int:
-    fd = sock if type(sock) is int else _backend.fileno(sock)
+    fd = _backend.fileno(sock)
     if not _fast and _backend.backend() == "draft":
         _backend.upstream_only(call)
     return fd
@@ -330,10 +330,9 @@ def info(sock: Any) -> MPTCPInfo:
 
     Fields the running kernel did not return are ``None``.
     """
-    fd = _upstream_fd(sock, "info")
-    if _fast:
-        return _core.info(fd)  # type: ignore[no-any-return]
-    return _upstream.info(fd)
+    if _fast or _upstream_fast():
+        return _core.info(sock)  # type: ignore[no-any-return]
+    return _upstream.info(_upstream_fd(sock, "info"))
 
 
 def is_mptcp(sock: Any) -> bool:
@@ -348,10 +347,9 @@ def subflows(sock: Any) -> List[SubflowInfo]:
     ``MPTCP_NO_FULL_INFO=1``) MPTCP_TCPINFO + MPTCP_SUBFLOW_ADDRS (5.16) and ``id``
     is ``None``. ``backup`` is ``None``: see :func:`mptcp.connections`.
     """
-    fd = _upstream_fd(sock, "subflows")
-    if _fast:
-        return _core.subflows(fd)  # type: ignore[no-any-return]
-    return _upstream.subflows(fd)
+    if _fast or _upstream_fast():
+        return _core.subflows(sock)  # type: ignore[no-any-return]
+    return _upstream.subflows(_upstream_fd(sock, "subflows"))
 
 
 class Poller(_core.Poller):

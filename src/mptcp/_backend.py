@@ -6,7 +6,7 @@ from __future__ import annotations
 import errno as _errno
 import os
 import socket
-from typing import Any, Optional, Tuple
+from typing import Optional, Tuple
 
 from . import _mptcp as _core
 from ._errors import (
@@ -25,23 +25,7 @@ _SO_PROTOCOL = getattr(socket, "SO_PROTOCOL", 38)
 __all__ = ["fileno", "backend", "has_full_info", "require_sol_mptcp", "core_error"]
 
 
-def fileno(sock: Any) -> int:
-    """The int fd of a socket, anything with ``fileno()``, or an int fd (never dup'ed)."""
-    if type(sock) is int:
-        return sock
-    if isinstance(sock, bool):
-        raise TypeError("sock must be a socket, an object with fileno() or an int fd, not bool")
-    if isinstance(sock, int):
-        return int(sock)
-    get = getattr(sock, "fileno", None)
-    if get is None:
-        raise TypeError(
-            f"sock must be a socket, an object with fileno() or an int fd, not {type(sock).__name__}"
-        )
-    fd = get()
-    if not isinstance(fd, int) or isinstance(fd, bool):
-        raise TypeError(f"{type(sock).__name__}.fileno() returned {fd!r}, not an int")
-    return fd
+fileno = _core.fileno  # int fd of a socket, a fileno() object or an int; never dup'ed
 
 
 # --------------------------------------------------------------------------------

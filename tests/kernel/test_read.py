@@ -18,7 +18,8 @@ def _two_subflows(lab: Lab, family: int = socket.AF_INET) -> socket.socket:
     server = lab.start_server(family=family)
     sock = lab.connect(family=family, port=server.port)
     sock.sendall(b"x" * 65536)  # the in-kernel PM opens the endpoint's subflow after data
-    lab.wait_for(lambda: len(mptcp.subflows(sock)) == 2, what="second subflow")
+    lab.wait_for(lambda: [s.state for s in mptcp.subflows(sock)] == [1, 1],
+                 what="second subflow established")
     return sock
 
 
@@ -45,7 +46,8 @@ def test_subflows_match_ss_and_the_socket(lab: Lab, conn: socket.socket) -> None
     for s in subs:
         assert s.state == mptcp.TCPState.ESTABLISHED
         assert s.rtt_us > 0 and s.snd_cwnd > 0 and s.snd_mss > 0
-    assert sum(s.bytes_acked for s in subs) >= 65536
+    lab.wait_for(lambda: sum(s.bytes_acked for s in mptcp.subflows(conn)) >= 65536,
+                 what="the data acked")
 
 
 def test_ids_agree_across_calls(conn: socket.socket) -> None:
