@@ -50,8 +50,16 @@ _core._register(MPTCPInfo, SubflowInfo, Subflow, SubflowStatus, _backend.core_er
 # Heavier pieces load on first use.
 _LAZY = {
     "PathManager": ("pm", "PathManager"),
+    "Endpoint": ("pm", "Endpoint"),
+    "EndpointFlags": ("pm", "EndpointFlags"),
+    "Limits": ("pm", "Limits"),
     "connections": ("diag", "connections"),
+    "Connection": ("diag", "Connection"),
+    "DiagSubflow": ("diag", "DiagSubflow"),
+    "SubflowFlags": ("diag", "SubflowFlags"),
     "events": ("events", "events"),
+    "Event": ("events", "Event"),
+    "EventType": ("events", "EventType"),
 }
 
 
@@ -73,7 +81,9 @@ __all__ = [
     "set_sub_sockopt_int", "Subflow", "SubflowStatus",
     # beyond the seed
     "set_sub_prio", "subflow", "info", "is_mptcp", "subflows", "Poller", "backend",
-    "MPTCPInfo", "SubflowInfo", "TCPState", "PathManager", "connections", "events",
+    "MPTCPInfo", "SubflowInfo", "TCPState", "PathManager", "Endpoint", "EndpointFlags",
+    "Limits", "connections", "Connection", "DiagSubflow", "SubflowFlags", "events", "Event",
+    "EventType",
     # errors
     "MPTCPError", "NotMPTCPError", "SubflowNotFoundError", "SubflowOpenError",
     "MPTCPTimeoutError", "KernelTooOldError", "UnsupportedOperationError",

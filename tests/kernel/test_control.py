@@ -74,7 +74,7 @@ def test_open_sub_path2_visible_in_ss(ulab: Lab, server: Any) -> None:
         rec = ss_find(ulab, sf.local, sf.remote)
         assert rec is not None and rec["state"] == "ESTAB" and rec["join"]
         assert not rec["backup_local"]
-        assert mptcp.get_sub_tuple(s, sf.id).local == sf.local
+        assert in_client(ulab, mptcp.get_sub_tuple, s, sf.id).local == sf.local
         # the same local address keeps its address id on this connection
         sf2 = in_client(ulab, mptcp.open_sub, s, local=ulab.client_addrs["v4"][1],
                         remote=ulab.server_addrs["v4"][1])
@@ -95,17 +95,17 @@ def test_backup_flag_and_set_sub_prio(ulab: Lab, server: Any) -> None:
         sf = in_client(ulab, mptcp.open_sub, s, local=ulab.client_addrs["v4"][1], backup=True)
         assert sf.prio == 1 and sf.backup is True
         assert ss_find(ulab, sf.local, sf.remote)["backup_local"]
-        assert mptcp.get_sub_tuple(s, sf.id).prio == 1
+        assert in_client(ulab, mptcp.get_sub_tuple, s, sf.id).prio == 1
         in_client(ulab, mptcp.set_sub_prio, s, sf.id, False)
         ulab.wait_for(lambda: not ss_find(ulab, sf.local, sf.remote)["backup_local"],
                       what="backup flag cleared")
-        assert mptcp.get_sub_tuple(s, sf.id).prio == 0
+        assert in_client(ulab, mptcp.get_sub_tuple, s, sf.id).prio == 0
         in_client(ulab, mptcp.set_sub_prio, s, sf.id, True)
         ulab.wait_for(lambda: ss_find(ulab, sf.local, sf.remote)["backup_local"],
                       what="backup flag set")
         # the initial subflow too
         first = min(mptcp.get_sub_ids(s))
-        t = mptcp.get_sub_tuple(s, first)
+        t = in_client(ulab, mptcp.get_sub_tuple, s, first)
         in_client(ulab, mptcp.set_sub_prio, s, first, True)
         ulab.wait_for(lambda: ss_find(ulab, t.local, t.remote)["backup_local"],
                       what="backup flag on the initial subflow")
