@@ -94,11 +94,13 @@ def run(out: TextIO, *, size_mib: int = 24) -> int:
               file=out)
         server = lab.start_server()
         sock = lab.connect(port=server.port, timeout=30)
-        sender = _Sender(sock, size_mib * 2**20, pace=0.004)
+        sender = _Sender(sock, size_mib * 2**20, pace=0.015)  # ~4 MB/s: slow enough to watch
         sender.start()
         lab.wait_for(lambda: mptcp.info(sock).bytes_acked > 0, what="first data acked")
 
-        backup = lab.run_in(lab.client_ns, mptcp.open_sub, sock, local=c2, backup=True)
+        s2 = lab.server_addrs["v4"][1]
+        backup = lab.run_in(lab.client_ns, mptcp.open_sub, sock, local=c2,
+                            remote=(s2, server.port), backup=True)
         print(f"open_sub -> {backup}", file=out)
         print("\nsubflows through the library (path 2 is a backup subflow):", file=out)
         _watch(lab, sock, out, 1.0, lambda: False)
