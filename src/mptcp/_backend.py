@@ -66,6 +66,7 @@ def core_error(err: int, call: str, fd: int) -> MPTCPError:
 # --------------------------------------------------------------------------------
 _caps: Optional[Tuple[bool, bool]] = None
 _backend: Optional[str] = None
+_kernel_api: Optional[str] = None  # what the probe found, whatever MPTCP_BACKEND forces
 
 
 def _probe_caps() -> Tuple[bool, bool]:
@@ -119,11 +120,14 @@ def _probe_backend() -> str:
     """'draft' if a plain TCP socket answers the draft GET_SUB_IDS with EOPNOTSUPP.
 
     Mainline answers ENOPROTOOPT (unknown option). An MPTCP socket must never be the
-    probe: mainline answers EOPNOTSUPP for it too.
+    probe: mainline answers EOPNOTSUPP for it too. Cached: the kernel does not change.
     """
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM, socket.IPPROTO_TCP) as probe:
-        err = _core.sockopt_errno(probe.fileno(), socket.IPPROTO_TCP, _MPTCP_GET_SUB_IDS)
-    return "draft" if err == _errno.EOPNOTSUPP else "upstream"
+    global _kernel_api
+    if _kernel_api is None:
+        with socket.socket(socket.AF_INET, socket.SOCK_STREAM, socket.IPPROTO_TCP) as probe:
+            err = _core.sockopt_errno(probe.fileno(), socket.IPPROTO_TCP, _MPTCP_GET_SUB_IDS)
+        _kernel_api = "draft" if err == _errno.EOPNOTSUPP else "upstream"
+    return _kernel_api
 
 
 def backend() -> str:
@@ -162,6 +166,7 @@ def upstream_only(call: str) -> None:
 
 def _reset() -> None:
     """Forget cached probes (tests change the environment)."""
-    global _caps, _backend
+    global _caps, _backend, _kernel_api
     _caps = None
     _backend = None
+    _kernel_api = None
