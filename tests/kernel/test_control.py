@@ -11,6 +11,7 @@ import struct
 import subprocess
 import sys
 import threading
+import time
 from collections.abc import Iterator
 from typing import Any
 
@@ -138,7 +139,11 @@ def test_close_initial_during_transfer(ulab: Lab, server: Any) -> None:
 
         def send() -> None:
             try:
-                s.sendall(payload)
+                # paced, so the transfer is surely in flight when the subflow closes
+                view = memoryview(payload)
+                for off in range(0, len(payload), 256 * 1024):
+                    s.sendall(view[off:off + 256 * 1024])
+                    time.sleep(0.003)
             except BaseException as e:  # pragma: no cover - reported below
                 error.append(e)
             finally:
