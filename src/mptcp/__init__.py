@@ -57,9 +57,9 @@ _LAZY = {
     "Connection": ("diag", "Connection"),
     "DiagSubflow": ("diag", "DiagSubflow"),
     "SubflowFlags": ("diag", "SubflowFlags"),
-    "events": ("events", "events"),
-    "Event": ("events", "Event"),
-    "EventType": ("events", "EventType"),
+    "events": ("_events", "events"),
+    "Event": ("_events", "Event"),
+    "EventType": ("_events", "EventType"),
 }
 
 
