@@ -246,7 +246,7 @@ def test_sockopt_table_matches_kernel(ulab: Lab, server: Any) -> None:
 
 _CHILD = r"""
 import json, socket, sys
-sys.path.insert(0, sys.argv[1])
+sys.path.insert(0, sys.argv[1])  # where the parent imported mptcp from
 import mptcp
 from mptcp import pm as P
 host, port, local2 = sys.argv[2], int(sys.argv[3]), sys.argv[4]
@@ -277,7 +277,7 @@ print(json.dumps(out))
 def test_without_cap_net_admin(ulab: Lab, server: Any) -> None:
     proc = subprocess.run(
         ["ip", "netns", "exec", ulab.client_ns, "setpriv", "--inh-caps=-all",
-         "--bounding-set=-net_admin", sys.executable, "-c", _CHILD, os.path.abspath(SRC),
+         "--bounding-set=-net_admin", sys.executable, "-c", _CHILD, os.path.dirname(os.path.dirname(mptcp.__file__)),
          ulab.server_addrs["v4"][0], str(server.port), ulab.client_addrs["v4"][1]],
         capture_output=True, text=True, timeout=30,
     )
