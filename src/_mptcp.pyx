@@ -10,7 +10,7 @@ failure goes through that hook, so callers only ever see ``mptcp`` exceptions.
 from cpython.object cimport PyObject, PyTypeObject
 from cpython.ref cimport Py_INCREF, Py_XDECREF
 from cpython.tuple cimport PyTuple_SET_ITEM
-from cpython.list cimport PyList_New, PyList_Append
+from cpython.list cimport PyList_New, PyList_Append, PyList_SET_ITEM
 from cpython.mem cimport PyMem_Malloc, PyMem_Free
 from cpython.unicode cimport PyUnicode_DecodeASCII
 
@@ -196,6 +196,34 @@ cdef inline object opt(bint present, object value) noexcept:
     return value if present else None
 
 
+# Python ints for the counters of the records, reused while a field keeps its value.
+# Polling the same connections mostly sees unchanged tokens, sequence numbers and
+# counters: reusing the int objects saves most of a record's allocations. Each field
+# keeps a few values (one per subflow polled in turn); guarded by the GIL.
+DEF INT_FIELDS = 64
+DEF INT_WAYS = 4
+cdef PyObject *int_obj[INT_FIELDS][INT_WAYS]
+cdef uint64_t int_val[INT_FIELDS][INT_WAYS]
+cdef uint8_t int_next[INT_FIELDS]
+
+
+cdef inline object big(int field, uint64_t v):
+    cdef int w
+    if v < 256:
+        return v  # CPython's small-int cache already shares these
+    for w in range(INT_WAYS):
+        if int_obj[field][w] != NULL and int_val[field][w] == v:
+            return <object>int_obj[field][w]
+    obj = <object>v
+    w = int_next[field]
+    int_next[field] = (w + 1) % INT_WAYS
+    Py_XDECREF(int_obj[field][w])
+    Py_INCREF(obj)
+    int_obj[field][w] = <PyObject *>obj
+    int_val[field][w] = v
+    return obj
+
+
 cdef object info_record(const uint8_t *buf, size_t length):
     """MPTCPInfo from the first `length` bytes the kernel wrote."""
     cdef mptcpk_info mi
@@ -205,34 +233,34 @@ cdef object info_record(const uint8_t *buf, size_t length):
     cdef bint base = length >= MI_END_RCV_NXT
     cdef bint tok = length >= MI_END_TOKEN
     cdef bint has_flags = length >= 12
-    set_item(rec, 0, opt(length >= 1, mi.subflows))
-    set_item(rec, 1, opt(length >= 2, mi.add_addr_signal))
-    set_item(rec, 2, opt(length >= 3, mi.add_addr_accepted))
-    set_item(rec, 3, opt(length >= 4, mi.subflows_max))
-    set_item(rec, 4, opt(length >= 5, mi.add_addr_signal_max))
-    set_item(rec, 5, opt(length >= 6, mi.add_addr_accepted_max))
-    set_item(rec, 6, opt(has_flags, mi.flags))
-    set_item(rec, 7, opt(tok, mi.token))
-    set_item(rec, 8, opt(length >= 24, mi.write_seq))
-    set_item(rec, 9, opt(length >= 32, mi.snd_una))
-    set_item(rec, 10, opt(base, mi.rcv_nxt))
-    set_item(rec, 11, opt(length >= MI_END_RCV_NXT + 1, mi.local_addr_used))
-    set_item(rec, 12, opt(length >= MI_END_RCV_NXT + 2, mi.local_addr_max))
-    set_item(rec, 13, opt(length >= MI_END_CSUM, mi.csum_enabled))
+    set_item(rec, 0, opt(length >= 1, big(0, mi.subflows)))
+    set_item(rec, 1, opt(length >= 2, big(1, mi.add_addr_signal)))
+    set_item(rec, 2, opt(length >= 3, big(2, mi.add_addr_accepted)))
+    set_item(rec, 3, opt(length >= 4, big(3, mi.subflows_max)))
+    set_item(rec, 4, opt(length >= 5, big(4, mi.add_addr_signal_max)))
+    set_item(rec, 5, opt(length >= 6, big(5, mi.add_addr_accepted_max)))
+    set_item(rec, 6, opt(has_flags, big(6, mi.flags)))
+    set_item(rec, 7, opt(tok, big(7, mi.token)))
+    set_item(rec, 8, opt(length >= 24, big(8, mi.write_seq)))
+    set_item(rec, 9, opt(length >= 32, big(9, mi.snd_una)))
+    set_item(rec, 10, opt(base, big(10, mi.rcv_nxt)))
+    set_item(rec, 11, opt(length >= MI_END_RCV_NXT + 1, big(11, mi.local_addr_used)))
+    set_item(rec, 12, opt(length >= MI_END_RCV_NXT + 2, big(12, mi.local_addr_max)))
+    set_item(rec, 13, opt(length >= MI_END_CSUM, big(13, mi.csum_enabled)))
     cdef bint v65 = length >= MI_END_BYTES_ACKED
-    set_item(rec, 14, opt(v65, mi.retransmits))
-    set_item(rec, 15, opt(v65, mi.bytes_retrans))
-    set_item(rec, 16, opt(v65, mi.bytes_sent))
-    set_item(rec, 17, opt(v65, mi.bytes_received))
-    set_item(rec, 18, opt(v65, mi.bytes_acked))
-    set_item(rec, 19, opt(length >= MI_END_SUBFLOWS_TOTAL, mi.subflows_total))
+    set_item(rec, 14, opt(v65, big(14, mi.retransmits)))
+    set_item(rec, 15, opt(v65, big(15, mi.bytes_retrans)))
+    set_item(rec, 16, opt(v65, big(16, mi.bytes_sent)))
+    set_item(rec, 17, opt(v65, big(17, mi.bytes_received)))
+    set_item(rec, 18, opt(v65, big(18, mi.bytes_acked)))
+    set_item(rec, 19, opt(length >= MI_END_SUBFLOWS_TOTAL, big(19, mi.subflows_total)))
     cdef bint endp = length >= MI_END_ENDP
-    set_item(rec, 20, opt(endp, mi.endp_laminar_max))
-    set_item(rec, 21, opt(endp, mi.endp_fullmesh_max))
+    set_item(rec, 20, opt(endp, big(20, mi.endp_laminar_max)))
+    set_item(rec, 21, opt(endp, big(21, mi.endp_fullmesh_max)))
     cdef bint last = length >= MI_END_LAST_ACK_RECV
-    set_item(rec, 22, opt(last, mi.last_data_sent))
-    set_item(rec, 23, opt(last, mi.last_data_recv))
-    set_item(rec, 24, opt(last, mi.last_ack_recv))
+    set_item(rec, 22, opt(last, big(22, mi.last_data_sent)))
+    set_item(rec, 23, opt(last, big(23, mi.last_data_recv)))
+    set_item(rec, 24, opt(last, big(24, mi.last_ack_recv)))
     set_item(rec, 25, opt(has_flags, bool(mi.flags & MPTCP_INFO_FLAG_FALLBACK)))
     return rec
 
@@ -248,40 +276,40 @@ cdef object subflow_info_record(object sub_id, object local, object remote,
     set_item(rec, 0, sub_id)
     set_item(rec, 1, local)
     set_item(rec, 2, remote)
-    set_item(rec, 3, opt(avail >= 1, ti.state))
+    set_item(rec, 3, opt(avail >= 1, big(25, ti.state)))
     set_item(rec, 4, None)
-    set_item(rec, 5, opt(avail >= 2, ti.ca_state))
-    set_item(rec, 6, opt(base, ti.rto))
-    set_item(rec, 7, opt(base, ti.snd_mss))
-    set_item(rec, 8, opt(base, ti.rcv_mss))
-    set_item(rec, 9, opt(base, ti.unacked))
-    set_item(rec, 10, opt(base, ti.lost))
-    set_item(rec, 11, opt(base, ti.retrans))
-    set_item(rec, 12, opt(base, ti.total_retrans))
-    set_item(rec, 13, opt(base, ti.rtt))
-    set_item(rec, 14, opt(base, ti.rttvar))
-    set_item(rec, 15, opt(avail >= TI_END_MIN_RTT, ti.min_rtt))
-    set_item(rec, 16, opt(base, ti.snd_cwnd))
-    set_item(rec, 17, opt(base, ti.snd_ssthresh))
-    set_item(rec, 18, opt(base, ti.pmtu))
-    set_item(rec, 19, opt(avail >= TI_END_PACING_RATE, ti.pacing_rate))
-    set_item(rec, 20, opt(avail >= TI_END_DELIVERY_RATE, ti.delivery_rate))
+    set_item(rec, 5, opt(avail >= 2, big(26, ti.ca_state)))
+    set_item(rec, 6, opt(base, big(27, ti.rto)))
+    set_item(rec, 7, opt(base, big(28, ti.snd_mss)))
+    set_item(rec, 8, opt(base, big(29, ti.rcv_mss)))
+    set_item(rec, 9, opt(base, big(30, ti.unacked)))
+    set_item(rec, 10, opt(base, big(31, ti.lost)))
+    set_item(rec, 11, opt(base, big(32, ti.retrans)))
+    set_item(rec, 12, opt(base, big(33, ti.total_retrans)))
+    set_item(rec, 13, opt(base, big(34, ti.rtt)))
+    set_item(rec, 14, opt(base, big(35, ti.rttvar)))
+    set_item(rec, 15, opt(avail >= TI_END_MIN_RTT, big(36, ti.min_rtt)))
+    set_item(rec, 16, opt(base, big(37, ti.snd_cwnd)))
+    set_item(rec, 17, opt(base, big(38, ti.snd_ssthresh)))
+    set_item(rec, 18, opt(base, big(39, ti.pmtu)))
+    set_item(rec, 19, opt(avail >= TI_END_PACING_RATE, big(40, ti.pacing_rate)))
+    set_item(rec, 20, opt(avail >= TI_END_DELIVERY_RATE, big(41, ti.delivery_rate)))
     cdef bint bytes41 = avail >= TI_END_BYTES_RECEIVED
-    set_item(rec, 21, opt(bytes41, ti.bytes_acked))
-    set_item(rec, 22, opt(bytes41, ti.bytes_received))
+    set_item(rec, 21, opt(bytes41, big(42, ti.bytes_acked)))
+    set_item(rec, 22, opt(bytes41, big(43, ti.bytes_received)))
     cdef bint sent = avail >= TI_END_BYTES_RETRANS
-    set_item(rec, 23, opt(sent, ti.bytes_sent))
-    set_item(rec, 24, opt(sent, ti.bytes_retrans))
+    set_item(rec, 23, opt(sent, big(44, ti.bytes_sent)))
+    set_item(rec, 24, opt(sent, big(45, ti.bytes_retrans)))
     cdef bint segs = avail >= TI_END_SEGS_IN
-    set_item(rec, 25, opt(segs, ti.segs_out))
-    set_item(rec, 26, opt(segs, ti.segs_in))
-    set_item(rec, 27, opt(avail >= TI_END_MIN_RTT, ti.notsent_bytes))
-    set_item(rec, 28, opt(avail >= TI_END_SND_WND, ti.snd_wnd))
-    set_item(rec, 29, opt(avail >= TI_END_RCV_WND, ti.rcv_wnd))
-    set_item(rec, 30, opt(base, ti.last_data_sent))
-    set_item(rec, 31, opt(base, ti.last_data_recv))
-    set_item(rec, 32, opt(avail >= TI_END_BUSY_TIME, ti.busy_time))
-    set_item(rec, 33, opt(avail >= TI_END_DELIVERED, ti.delivered))
+    set_item(rec, 25, opt(segs, big(46, ti.segs_out)))
+    set_item(rec, 26, opt(segs, big(47, ti.segs_in)))
+    set_item(rec, 27, opt(avail >= TI_END_MIN_RTT, big(48, ti.notsent_bytes)))
+    set_item(rec, 28, opt(avail >= TI_END_SND_WND, big(49, ti.snd_wnd)))
+    set_item(rec, 29, opt(avail >= TI_END_RCV_WND, big(50, ti.rcv_wnd)))
+    set_item(rec, 30, opt(base, big(51, ti.last_data_sent)))
+    set_item(rec, 31, opt(base, big(52, ti.last_data_recv)))
+    set_item(rec, 32, opt(avail >= TI_END_BUSY_TIME, big(53, ti.busy_time)))
+    set_item(rec, 33, opt(avail >= TI_END_DELIVERED, big(54, ti.delivered)))
     return rec
 
 
@@ -423,11 +451,13 @@ cdef inline int as_fd(object sock) except? -1:
         raise TypeError("sock must be a socket, an object with fileno() or an int fd, not bool")
     if isinstance(sock, int):
         return sock
-    get = getattr(sock, "fileno", None)
-    if get is None:
+    try:
+        fd = sock.fileno()  # Cython calls the method without creating a bound method
+    except AttributeError:
+        if hasattr(sock, "fileno"):
+            raise
         raise TypeError(f"sock must be a socket, an object with fileno() or an int fd, "
-                        f"not {type(sock).__name__}")
-    fd = get()
+                        f"not {type(sock).__name__}") from None
     if type(fd) is not int:
         raise TypeError(f"{type(sock).__name__}.fileno() returned {fd!r}, not an int")
     return fd
@@ -478,7 +508,37 @@ def info(sock):
         err = sockopt_get(fd, SOL_MPTCP, MPTCP_INFO, &mi, &length)
     if err:
         raise_errno(err, "info", fd)
-    return info_record(<const uint8_t *>&mi, length)
+    return info_record_cached(<const uint8_t *>&mi, length)
+
+
+# The last few MPTCP_INFO replies and their records: records are immutable, so the
+# same kernel bytes (an idle connection polled again) give back the same record
+# instead of a new one. Guarded by the GIL.
+DEF INFO_CACHE = 4
+cdef mptcpk_info info_cache_raw[INFO_CACHE]
+cdef size_t info_cache_len[INFO_CACHE]
+cdef PyObject *info_cache_rec[INFO_CACHE]
+cdef int info_cache_next = 0
+
+
+cdef object info_record_cached(const uint8_t *buf, size_t length):
+    global info_cache_next
+    cdef int k
+    if length > sizeof(mptcpk_info):
+        length = sizeof(mptcpk_info)
+    for k in range(INFO_CACHE):
+        if (info_cache_rec[k] != NULL and info_cache_len[k] == length
+                and memcmp(&info_cache_raw[k], buf, length) == 0):
+            return <object>info_cache_rec[k]
+    rec = info_record(buf, length)
+    k = info_cache_next
+    info_cache_next = (k + 1) % INFO_CACHE
+    Py_XDECREF(info_cache_rec[k])
+    Py_INCREF(rec)
+    info_cache_rec[k] = <PyObject *>rec
+    info_cache_len[k] = length
+    memcpy(&info_cache_raw[k], buf, length)
+    return rec
 
 
 cdef int full_info_call(int fd, mptcpk_full_info *hdr, uint8_t *sfinfo, uint8_t *tcpinfo,
@@ -491,6 +551,39 @@ cdef int full_info_call(int fd, mptcpk_full_info *hdr, uint8_t *sfinfo, uint8_t 
     hdr.tcp_info = <uint64_t><size_t>tcpinfo
     length[0] = sizeof(mptcpk_full_info)
     return sockopt_get(fd, SOL_MPTCP, MPTCP_FULL_INFO, hdr, length)
+
+
+cdef list live_ids_sorted(const mptcpk_full_info *hdr, const uint8_t *sf, const uint8_t *ti):
+    """Ascending ids of the live subflows of a FULL_INFO reply (arrays we sized)."""
+    cdef size_t ti_avail = elem_avail(hdr.size_tcpinfo_kernel, hdr.size_tcpinfo_user)
+    cdef uint32_t n = hdr.num_subflows
+    cdef uint32_t i, j, k = 0, v
+    cdef uint32_t ids[STACK_SUBFLOWS]
+    cdef uint32_t *buf = ids
+    cdef list out
+    if n > hdr.size_arrays_user:
+        n = hdr.size_arrays_user
+    if n > STACK_SUBFLOWS:
+        buf = <uint32_t *>PyMem_Malloc(n * sizeof(uint32_t))
+        if buf == NULL:
+            raise MemoryError()
+    for i in range(n):
+        if is_live(ti + i * sizeof(mptcpk_tcp_info), ti_avail):
+            memcpy(&v, sf + i * sizeof(mptcpk_subflow_info), 4)
+            j = k  # insertion sort: the kernel lists them nearly in order already
+            while j > 0 and buf[j - 1] > v:
+                buf[j] = buf[j - 1]
+                j -= 1
+            buf[j] = v
+            k += 1
+    out = PyList_New(k)
+    for i in range(k):
+        item = buf[i]
+        Py_INCREF(item)
+        PyList_SET_ITEM(out, i, item)
+    if buf != ids:
+        PyMem_Free(buf)
+    return out
 
 
 cdef object full_info(int fd, bint ids_only, bint with_info, str call):
@@ -521,8 +614,10 @@ cdef object full_info(int fd, bint ids_only, bint with_info, str call):
                 raise MemoryError()
             sf = <uint8_t *>heap
             ti = sf + cap * sizeof(mptcpk_subflow_info)
+        if ids_only:
+            return live_ids_sorted(&hdr, sf, ti)
         subs = decode_full_arrays(&hdr, sf, cap * sizeof(mptcpk_subflow_info), ti,
-                                  cap * sizeof(mptcpk_tcp_info), True, ids_only)
+                                  cap * sizeof(mptcpk_tcp_info), True, False)
         if with_info:
             return info_record(<const uint8_t *>&hdr.mptcp_info,
                                length - FULL_INFO_HDR if length > FULL_INFO_HDR else 0), subs
@@ -543,9 +638,7 @@ def snapshot(int fd):
 
 def sub_ids(sock):
     """Ids of the live subflows, ascending (FULL_INFO, 6.5)."""
-    ids = full_info(as_fd(sock), True, False, "get_sub_ids")
-    ids.sort()
-    return ids
+    return full_info(as_fd(sock), True, False, "get_sub_ids")
 
 
 def find_subflow(int fd, uint32_t sub_id, str call="get_sub_tuple"):

@@ -70,27 +70,29 @@ cdef class Poller:
         if self.busy:
             raise RuntimeError("Poller.poll() called from two threads at once: use one Poller per thread")
         self.busy = True
-        try:
-            while True:
-                with nogil:
-                    err = full_info_call(self.fd, &self.hdr, self.sf, self.ti, self.cap, &self.length)
-                if err:
-                    self.count = 0
-                    raise_errno(err, "Poller.poll", self.fd)
-                if self.hdr.num_subflows <= self.cap:
-                    break
+        while True:
+            with nogil:
+                err = full_info_call(self.fd, &self.hdr, self.sf, self.ti, self.cap, &self.length)
+            if err or self.hdr.num_subflows <= self.cap:
+                break
+            try:
                 self._alloc(self.hdr.num_subflows + 4)
-            self.ti_avail = elem_avail(self.hdr.size_tcpinfo_kernel, self.hdr.size_tcpinfo_user)
-            n = 0
-            for i in range(self.hdr.num_subflows):
-                if is_live(self.ti + i * sizeof(mptcpk_tcp_info), self.ti_avail):
-                    self.live[n] = i
-                    n += 1
-            self.count = n
-            self.polled = True
-            return n
-        finally:
-            self.busy = False
+            except MemoryError:
+                self.busy = False
+                raise
+        self.busy = False  # cleared by hand: a try/finally costs measurably per poll
+        if err:
+            self.count = 0
+            raise_errno(err, "Poller.poll", self.fd)
+        self.ti_avail = elem_avail(self.hdr.size_tcpinfo_kernel, self.hdr.size_tcpinfo_user)
+        n = 0
+        for i in range(self.hdr.num_subflows):
+            if is_live(self.ti + i * sizeof(mptcpk_tcp_info), self.ti_avail):
+                self.live[n] = i
+                n += 1
+        self.count = n
+        self.polled = True
+        return n
 
     def __len__(self):
         return self.count

@@ -212,3 +212,16 @@ def test_pre_6_5_path(lab: Lab, conn: socket.socket, no_full_info: None) -> None
         with pytest.raises(mptcp.KernelTooOldError) as err:
             call(conn)
         assert err.value.min_version == (6, 5)
+
+
+def test_info_follows_the_counters(lab: Lab, conn: socket.socket) -> None:
+    # info() shares records for identical kernel bytes: it must never return a stale one
+    before = mptcp.info(conn)
+    assert mptcp.info(conn) == before
+    conn.sendall(b"y" * 100_000)
+    lab.wait_for(lambda: mptcp.info(conn).bytes_acked >= before.bytes_acked + 100_000,
+                 what="bytes_acked grows")
+    after = mptcp.info(conn)
+    assert after.bytes_sent >= before.bytes_sent + 100_000
+    assert after.snd_una == after.write_seq  # everything acked
+    assert after.token == before.token
