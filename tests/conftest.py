@@ -100,9 +100,7 @@ def lab() -> Iterator[Lab]:
         lab.close()
 
 
-@pytest.fixture
-def lab_userspace() -> Iterator[Lab]:
-    """A two-path lab whose client uses the userspace path manager (no endpoint)."""
+def _userspace_lab() -> Iterator[Lab]:
     from mptcp.lab import Lab
 
     lab = Lab(prefix=LAB_PREFIX, userspace_pm=True, endpoint=False)
@@ -110,3 +108,15 @@ def lab_userspace() -> Iterator[Lab]:
         yield lab
     finally:
         lab.close()
+
+
+@pytest.fixture
+def lab_userspace() -> Iterator[Lab]:
+    """A two-path lab whose client uses the userspace path manager (no endpoint)."""
+    yield from _userspace_lab()
+
+
+@pytest.fixture(scope="module")
+def ulab() -> Iterator[Lab]:
+    """lab_userspace shared by a module's tests (each test opens its own connections)."""
+    yield from _userspace_lab()

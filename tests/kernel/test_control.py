@@ -12,7 +12,6 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -22,16 +21,6 @@ import mptcp
 from mptcp.lab import Lab
 
 MIB = 1024 * 1024
-SRC = os.path.join(os.path.dirname(__file__), "..", "..", "src")
-
-
-@pytest.fixture(scope="module")
-def ulab() -> Iterator[Lab]:
-    lab = Lab(prefix="mptcp", userspace_pm=True, endpoint=False)
-    try:
-        yield lab
-    finally:
-        lab.close()
 
 
 @pytest.fixture(scope="module")

@@ -25,15 +25,6 @@ def klab() -> Iterator[Lab]:
         lab.close()
 
 
-@pytest.fixture(scope="module")
-def ulab() -> Iterator[Lab]:
-    lab = Lab(prefix="mptcp", userspace_pm=True, endpoint=False)
-    try:
-        yield lab
-    finally:
-        lab.close()
-
-
 def with_pm(lab: Lab, fn: Any) -> Any:
     def run() -> Any:
         with P.PathManager() as pm:
