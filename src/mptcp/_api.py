@@ -41,15 +41,18 @@ def _upstream_fast() -> bool:
     return _fast
 
 
-def _draft() -> Any:
-    from . import _draft as draft
-
-    return draft
+_draft_module: Any = None
 
 
 def _draft_backend(call: str) -> Any:
-    _backend.require_draft_kernel(call)
-    return _draft()
+    """The draft backend module, once the kernel is known to have the draft API."""
+    global _draft_module
+    if _draft_module is None:
+        _backend.require_draft_kernel(call)  # raises on every call until it passes
+        from . import _draft
+
+        _draft_module = _draft
+    return _draft_module
 
 
 def _control() -> Any:
@@ -64,7 +67,7 @@ def _check_int(name: str, value: Any) -> int:
     return int(value)
 
 
-def _check_sub_id(sub_id: Any) -> int:
+def _check_sub_id(sub_id: object) -> int:
     sub_id = _check_int("sub_id", sub_id)
     if not 0 <= sub_id <= _U32_MAX:
         raise ValueError(f"sub_id {sub_id} is outside 0..{_U32_MAX}, the kernel's subflow id range")
@@ -80,7 +83,7 @@ def _check_host(name: str, host: Any) -> str:
         raise ValueError(f"{name} host {host!r} is not an IPv4 or IPv6 address") from None
 
 
-def _check_port(name: str, port: Any) -> int:
+def _check_port(name: str, port: object) -> int:
     port = _check_int(f"{name} port", port)
     if not 0 <= port <= 65535:
         raise ValueError(f"{name} port {port} is outside 0..65535")
@@ -122,7 +125,7 @@ def get_sub_ids(sock: Any) -> List[int]:
         A closed fd (EBADF) or not a socket (ENOTSOCK).
     """
     if _fast or _upstream_fast():
-        return _core.sub_ids(sock)  # type: ignore[no-any-return]
+        return _core.sub_ids(sock)
     fd = _backend.fileno(sock)
     if _backend.backend() == "draft":
         return _draft_backend("get_sub_ids").get_sub_ids(fd)  # type: ignore[no-any-return]
@@ -195,11 +198,11 @@ def open_sub(
     if loc and rem and _family(loc[0]) != _family(rem[0]):
         raise ValueError(f"local {loc[0]} and remote {rem[0]} are of different address families")
     if _backend.backend() == "draft":
-        return _draft_backend("open_sub").open_sub(fd, loc, rem, backup, float(timeout))  # type: ignore[no-any-return]
-    return _control().open_sub(fd, loc, rem, backup, float(timeout))  # type: ignore[no-any-return]
+        return _draft_backend("open_sub").open_sub(fd, loc, rem, backup, float(timeout))  # type: ignore[no-any-return, unused-ignore]
+    return _control().open_sub(fd, loc, rem, backup, float(timeout))  # type: ignore[no-any-return, unused-ignore]
 
 
-def _check_how(how: Any) -> int:
+def _check_how(how: object) -> int:
     how = _check_int("how", how)
     if how not in (socket.SHUT_RD, socket.SHUT_WR, socket.SHUT_RDWR):
         raise ValueError(f"how must be socket.SHUT_RD, SHUT_WR or SHUT_RDWR, not {how}")
@@ -331,7 +334,7 @@ def info(sock: Any) -> MPTCPInfo:
     Fields the running kernel did not return are ``None``.
     """
     if _fast or _upstream_fast():
-        return _core.info(sock)  # type: ignore[no-any-return]
+        return _core.info(sock)
     return _upstream.info(_upstream_fd(sock, "info"))
 
 
@@ -348,7 +351,7 @@ def subflows(sock: Any) -> List[SubflowInfo]:
     is ``None``. ``backup`` is ``None``: see :func:`mptcp.connections`.
     """
     if _fast or _upstream_fast():
-        return _core.subflows(sock)  # type: ignore[no-any-return]
+        return _core.subflows(sock)
     return _upstream.subflows(_upstream_fd(sock, "subflows"))
 
 

@@ -170,3 +170,7 @@ def _reset() -> None:
     _caps = None
     _backend = None
     _kernel_api = None
+    from . import _api  # its fast-path flags derive from these probes
+
+    _api._fast = False
+    _api._draft_module = None

@@ -1,0 +1,1 @@
+"""One suite of the six seed calls, run over both backends (see conftest.py)."""
