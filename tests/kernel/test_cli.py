@@ -3,17 +3,47 @@
 from __future__ import annotations
 
 import json
+import os
+import pty
+import select
+import signal
+import socket
+import struct
 import subprocess
 import sys
+import termios
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
 
+import fcntl
+import pytest
+
+import mptcp
+from mptcp import diag
+from mptcp.cli import event_json
 from mptcp.lab import Lab
+
+SRC = str(Path(mptcp.__file__).resolve().parents[1])
+
+
+def _env() -> dict[str, str]:
+    # Children import mptcp from where this process did.
+    env = dict(os.environ)
+    env["PYTHONPATH"] = os.pathsep.join([SRC, *filter(None, [env.get("PYTHONPATH")])])
+    return env
+
+
+def _argv(*args: str, ns: str | None = None, prefix: tuple[str, ...] = ()) -> list[str]:
+    cmd = [*prefix, sys.executable, "-m", "mptcp", *args]
+    return ["ip", "netns", "exec", ns, *cmd] if ns else cmd
 
 
 def _mptcp(*args: str, ns: str | None = None, timeout: float = 120) -> subprocess.CompletedProcess:  # type: ignore[type-arg]
-    cmd = [sys.executable, "-m", "mptcp", *args]
-    if ns:
-        cmd = ["ip", "netns", "exec", ns, *cmd]
-    return subprocess.run(cmd, capture_output=True, text=True, timeout=timeout)
+    return subprocess.run(_argv(*args, ns=ns), capture_output=True, text=True, timeout=timeout,
+                          env=_env())
 
 
 def test_demo_end_to_end_leaves_no_namespace() -> None:
@@ -42,3 +72,280 @@ def test_limits_and_endpoints_json_match_ip(lab: Lab) -> None:
 def test_usage_error_exits_2() -> None:
     res = _mptcp("no-such-command")
     assert res.returncode == 2 and "usage" in res.stderr
+
+
+# ---------------------------------------------------------------- ls, monitor, top
+
+def _two_subflows(lab: Lab) -> socket.socket:
+    """A client connection with its endpoint's second subflow, that one marked backup."""
+    server = lab.start_server()
+    sock = lab.connect(port=server.port)
+    sock.sendall(b"x" * 2000)  # the in-kernel PM adds the endpoint's subflow after data
+    lab.wait_for(lambda: len([s for s in lab.ss_subflows(lab.client_ns) if s["state"] == "ESTAB"]) == 2,
+                 timeout=10.0, what="2 subflows")
+    lab.ip(lab.client_ns, "mptcp", "endpoint", "change", "id", "1", "backup")
+    return sock
+
+
+def test_ls_json_matches_connections(lab: Lab) -> None:
+    sock = _two_subflows(lab)
+    ns = lab.client_ns
+    res = _mptcp("ls", "--json", ns=ns, timeout=30)
+    assert res.returncode == 0, res.stderr
+    got = json.loads(res.stdout)
+    (c,) = lab.run_in(ns, diag.connections)
+    assert len(got) == 1 and len(got[0]["subflows"]) == len(got[0]["subflow_diag"]) == 2
+    (j,) = got
+    assert j["token"] == c.token == j["info"]["token"]
+    assert (tuple(j["local"]), tuple(j["remote"])) == (c.local, c.remote)
+    assert j["state"] == mptcp.TCPState.ESTABLISHED and j["info"]["fallback"] is False
+    mine = sorted((tuple(s["local"]), tuple(s["remote"]), s["backup"], d["loc_id"], d["rem_id"], d["flags"])
+                  for s, d in zip(j["subflows"], j["subflow_diag"]))
+    lib = sorted((s.local, s.remote, s.backup, d.loc_id, d.rem_id, int(d.flags or 0))
+                 for s, d in zip(c.subflows, c.subflow_diag))
+    assert mine == lib
+    assert [b for *_, b, _, _, _ in mine].count(True) == 1  # the endpoint's subflow
+    assert all(isinstance(s["backup"], bool) for s in j["subflows"])
+    assert set(j["subflows"][0]) == set(mptcp.SubflowInfo._fields)
+
+    text = _mptcp("ls", ns=ns, timeout=30)
+    assert text.returncode == 0, text.stderr
+    assert f"{c.token:08x}" in text.stdout
+    for s in c.subflows:
+        assert s.local is not None
+        line = next(ln for ln in text.stdout.splitlines() if f"{s.local[0]}:{s.local[1]} ->" in ln)
+        assert line.lstrip().startswith("B ") == bool(s.backup), line
+
+    listening = json.loads(_mptcp("ls", "--json", "--listening", ns=lab.server_ns, timeout=30).stdout)
+    assert sorted(x["state"] for x in listening) == [mptcp.TCPState.ESTABLISHED, mptcp.TCPState.LISTEN]
+    sock.close()
+
+
+class _Lines:
+    """Lines of a child's stdout, read without blocking."""
+
+    def __init__(self, proc: subprocess.Popen[bytes]) -> None:
+        assert proc.stdout is not None
+        self.fd = proc.stdout.fileno()
+        self.buf = b""
+        self.lines: list[str] = []
+
+    def pump(self, timeout: float) -> None:
+        ready, _, _ = select.select([self.fd], [], [], timeout)
+        if ready:
+            data = os.read(self.fd, 65536)
+            self.buf += data
+            *done, self.buf = self.buf.split(b"\n")
+            self.lines += [d.decode() for d in done]
+
+    def wait(self, pred: Any, timeout: float, what: str) -> None:
+        deadline = time.monotonic() + timeout
+        while not pred(self.lines):
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"no {what} within {timeout}s: {self.lines!r}")
+            self.pump(0.1)
+
+
+def _probe_until(lab: Lab, port: int, lines: _Lines, pred: Any) -> None:
+    """Open and close connections until the child reports one (it has subscribed)."""
+    deadline = time.monotonic() + 15
+    while not pred(lines.lines):
+        assert time.monotonic() < deadline, "the monitor never reported an event"
+        lab.connect(port=port).close()
+        lines.pump(0.2)
+
+
+@pytest.fixture
+def sigint_default() -> Iterator[None]:
+    """Children start with SIGINT at its default action, even if ours is ignored.
+
+    A shell starts background jobs (``pytest ... &``) with SIGINT ignored, children
+    inherit that, and Python then installs no KeyboardInterrupt handler: Ctrl-C
+    would do nothing. A handler of ours is reset to the default across exec.
+    """
+    old = signal.signal(signal.SIGINT, signal.default_int_handler)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, old)
+
+
+def _spawn(ns: str, *args: str) -> subprocess.Popen[bytes]:
+    return subprocess.Popen(_argv(*args, ns=ns), stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            env=_env())
+
+
+def test_monitor_json_matches_events(lab: Lab) -> None:
+    ns = lab.client_ns
+    server = lab.start_server()
+    proc = _spawn(ns, "monitor", "--json")
+    try:
+        lines = _Lines(proc)
+        _probe_until(lab, server.port, lines, lambda ls: any('"CLOSED"' in x for x in ls))
+        with lab.run_in(ns, mptcp.events) as mon:
+            sock = lab.connect(port=server.port)
+            token = mptcp.info(sock).token
+            sock.sendall(b"x" * 2000)
+            lab.wait_for(lambda: [len(c.subflows) for c in lab.run_in(ns, diag.connections)
+                                  if c.token == token] == [2], timeout=10.0, what="2 subflows")
+            sock.close()
+            lib: list[dict[str, Any]] = []
+            while not any(e["type"] == "CLOSED" for e in lib):
+                ev = mon.read(timeout=5.0)
+                if ev.token == token:
+                    lib.append(event_json(ev))
+
+        def mine(ls: list[str]) -> list[dict[str, Any]]:
+            return [e for e in map(json.loads, ls) if e.get("token") == token]
+
+        lines.wait(lambda ls: any(e["type"] == "CLOSED" for e in mine(ls)), 5.0, "CLOSED")
+        assert mine(lines.lines) == lib
+        assert [e["type"] for e in lib] == ["CREATED", "ESTABLISHED", "SUB_ESTABLISHED", "CLOSED"]
+        sub = lib[2]
+        assert sub["local"][0] == lab.client_addrs["v4"][1] and sub["loc_id"] == 1
+        assert sub["backup"] is False
+        t0 = time.monotonic()
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(5) == 0
+        assert time.monotonic() - t0 < 2
+        assert proc.stderr is not None and proc.stderr.read() == b""
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+
+
+def test_monitor_text_and_sigint(lab: Lab, sigint_default: None) -> None:
+    server = lab.start_server()
+    proc = _spawn(lab.client_ns, "monitor")
+    try:
+        lines = _Lines(proc)
+        _probe_until(lab, server.port, lines, lambda ls: any(x.startswith("CLOSED") for x in ls))
+        created = next(x for x in lines.lines if x.startswith("CREATED"))
+        assert "token=" in created and f"remote={lab.server_addrs['v4'][0]}:{server.port}" in created
+        proc.send_signal(signal.SIGINT)
+        assert proc.wait(5) == 0
+        assert proc.stderr is not None and proc.stderr.read() == b""
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+
+
+def test_monitor_without_net_admin_exits_1(lab: Lab) -> None:
+    argv = _argv("monitor", ns=lab.client_ns,
+                 prefix=("setpriv", "--inh-caps=-all", "--bounding-set=-net_admin"))
+    res = subprocess.run(argv, capture_output=True, text=True, timeout=30, env=_env())
+    assert res.returncode == 1
+    assert res.stdout == ""
+    (line,) = res.stderr.splitlines()
+    assert line.startswith("mptcp monitor: ") and "CAP_NET_ADMIN" in line
+
+
+@pytest.fixture
+def transfer(lab: Lab) -> Iterator[socket.socket]:
+    """A connection with 2 subflows (one backup) carrying a paced transfer."""
+    sock = _two_subflows(lab)
+    stop = threading.Event()
+
+    def pump() -> None:
+        chunk = b"z" * 65536
+        try:
+            while not stop.is_set():
+                sock.sendall(chunk)
+                time.sleep(0.005)
+        except OSError:
+            pass
+
+    t = threading.Thread(target=pump, daemon=True)
+    t.start()
+    yield sock
+    stop.set()
+    t.join(5)
+    sock.close()
+
+
+def test_top_once_json(lab: Lab, transfer: socket.socket) -> None:
+    res = _mptcp("top", "--once", "--json", "--interval", "0.5", ns=lab.client_ns, timeout=30)
+    assert res.returncode == 0, res.stderr
+    snap = json.loads(res.stdout)
+    (c,) = lab.run_in(lab.client_ns, diag.connections)
+    assert snap["connections"] == 1 and 0.4 < snap["interval"] < 2
+    rows = snap["subflows"]
+    assert sorted((tuple(r["local"]), tuple(r["remote"]), r["backup"]) for r in rows) == \
+        sorted((s.local, s.remote, s.backup) for s in c.subflows)
+    assert all(r["token"] == c.token for r in rows)
+    busiest = rows[0]
+    assert busiest["backup"] is False and busiest["tx_rate"] > 100_000  # sorted by traffic
+    assert busiest["local"] == list(transfer.getsockname()[:2])
+    assert busiest["rtt_us"] is not None and busiest["snd_cwnd"] is not None
+
+
+def _top_in_pty(lab: Lab, keys: bytes) -> tuple[int, bytes, float, list[Any]]:
+    """Run `mptcp top` on a pseudo-terminal; once the tuples show, type ``keys``.
+
+    Returns the exit status, the screen bytes, the seconds to exit after the keys,
+    and the terminal's attributes after the exit.
+    """
+    argv = _argv("top", "--interval", "0.3", ns=lab.client_ns)
+    env = {**_env(), "TERM": "xterm"}
+    pid, master = pty.fork()
+    if pid == 0:  # child: session leader with the pty as controlling terminal
+        try:
+            os.execvpe(argv[0], argv, env)
+        finally:
+            os._exit(127)
+    fcntl.ioctl(master, termios.TIOCSWINSZ, struct.pack("HHHH", 40, 160, 0, 0))
+    out = b""
+    want = [f"{lab.client_addrs['v4'][0]}:".encode(), f"{lab.client_addrs['v4'][1]}:".encode(),
+            b"/s"]
+    deadline = time.monotonic() + 15
+    try:
+        # wait for both tuples and a rate (the second frame)
+        while not all(w in out for w in want) or out.count(b"\x1b[H") < 2:
+            assert time.monotonic() < deadline, out[-2000:]
+            ready, _, _ = select.select([master], [], [], 0.2)
+            if ready:
+                out += os.read(master, 65536)
+        os.write(master, keys)
+        t0 = time.monotonic()
+        status = None
+        while status is None and time.monotonic() - t0 < 5:
+            ready, _, _ = select.select([master], [], [], 0.1)
+            if ready:
+                try:
+                    out += os.read(master, 65536)
+                except OSError:  # EIO: the child closed its side
+                    pass
+            done, st = os.waitpid(pid, os.WNOHANG)
+            if done:
+                status = st
+        took = time.monotonic() - t0
+        assert status is not None, "mptcp top did not exit"
+        after = termios.tcgetattr(master)  # the pty's modes as the child left them
+        return os.waitstatus_to_exitcode(status), out, took, after
+    finally:
+        try:
+            os.kill(pid, signal.SIGKILL)
+            os.waitpid(pid, 0)
+        except (ProcessLookupError, ChildProcessError):
+            pass
+        os.close(master)
+
+
+@pytest.mark.parametrize("keys", [b"q", b"\x03"], ids=["q", "ctrl-c"])
+def test_top_on_a_terminal(lab: Lab, transfer: socket.socket, keys: bytes,
+                           sigint_default: None) -> None:
+    code, screen, took, attrs = _top_in_pty(lab, keys)
+    if os.environ.get("MPTCP_SHOW_TOP"):
+        print(repr(screen[-1500:]))
+    assert code == 0, screen[-2000:]
+    assert took < 2.0
+    assert attrs[3] & termios.ECHO and attrs[3] & termios.ICANON
+    text = screen.decode(errors="replace")
+    assert "\x1b[?1049h" in text and text.rstrip().endswith("\x1b[?25h\x1b[?1049l")
+    (c,) = lab.run_in(lab.client_ns, diag.connections)
+    for s in c.subflows:
+        assert s.local is not None and s.remote is not None
+        assert f"{s.local[0]}:{s.local[1]}" in text and f"{s.remote[0]}:{s.remote[1]}" in text
+    assert "Traceback" not in text and "interrupted" not in text
