@@ -286,6 +286,9 @@ def test_token_filter_and_timeouts(lab: Lab) -> None:
     b = lab.connect(port=server.port)
     with a, b:
         a.sendall(b"a" * 1000)
+        # the endpoint's subflow follows the data: let it come up before listening
+        lab.wait_for(lambda: [s.state for s in mptcp.subflows(a)] == [1, 1],
+                     what="a's second subflow")
         with lab.run_in(lab.client_ns, mptcp.events, token=a) as by_sock, \
                 lab.run_in(lab.client_ns, mptcp.events,
                            token=mptcp.info(b).token) as by_int:
