@@ -62,7 +62,8 @@ class _Sender(threading.Thread):
 
 def _table(lab: Lab, sock: Any) -> List[str]:
     rows = []
-    for s in sorted(mptcp.subflows(sock), key=lambda s: s.id):
+    subs: List[Any] = mptcp.subflows(sock)  # ids, tuples and counters are set on 6.5+
+    for s in sorted(subs, key=lambda s: s.id):
         sf = lab.run_in(lab.client_ns, mptcp.get_sub_tuple, sock, s.id)
         rows.append(
             f"  id {s.id:<2} {s.local[0]:>10}:{s.local[1]:<5} -> {s.remote[0]}:{s.remote[1]:<5}"
@@ -96,7 +97,7 @@ def run(out: TextIO, *, size_mib: int = 24) -> int:
         sock = lab.connect(port=server.port, timeout=30)
         sender = _Sender(sock, size_mib * 2**20, pace=0.015)  # ~4 MB/s: slow enough to watch
         sender.start()
-        lab.wait_for(lambda: mptcp.info(sock).bytes_acked > 0, what="first data acked")
+        lab.wait_for(lambda: (mptcp.info(sock).bytes_acked or 0) > 0, what="first data acked")
 
         s2 = lab.server_addrs["v4"][1]
         backup = lab.run_in(lab.client_ns, mptcp.open_sub, sock, local=c2,
@@ -116,7 +117,7 @@ def run(out: TextIO, *, size_mib: int = 24) -> int:
         lab.ip(lab.client_ns, "link", "set", "c1", "down")
         before = {s.id: s.bytes_acked for s in mptcp.subflows(sock)}
         _watch(lab, sock, out, 15.0, lambda: any(
-            s.id == backup.id and s.bytes_acked > before.get(s.id, 0) + 2**20
+            s.id == backup.id and (s.bytes_acked or 0) > (before.get(s.id) or 0) + 2**20
             for s in mptcp.subflows(sock)))
 
         nbytes, digest = server.wait_result(timeout=120)

@@ -212,7 +212,7 @@ def get_sub_tuple(fd: int, sub_id: int) -> Subflow:
         raise SubflowNotFoundError(
             _errno.EINVAL, f"get_sub_tuple: subflow {sub_id} on fd {fd} closed while being read"
         )
-    return _core.make_subflow(sub_id, local, remote, None, _STATUS[bits])  # type: ignore[no-any-return]
+    return _core.make_subflow(sub_id, local, remote, None, _STATUS[bits])
 
 
 # --------------------------------------------------------------------------------
@@ -368,7 +368,7 @@ def open_sub(fd: int, local: Endpoint = None, remote: Endpoint = None, backup: b
             _errno.ECONNRESET,
             f"open_sub: subflow {new_id} ({want}) closed right after it was established",
         ) from err
-    return _core.make_subflow(new_id, local_t, remote_t, None, _STATUS[bits])  # type: ignore[no-any-return]
+    return _core.make_subflow(new_id, local_t, remote_t, None, _STATUS[bits])
 
 
 # --------------------------------------------------------------------------------
@@ -426,7 +426,7 @@ def get_sub_sockopt_int(fd: int, sub_id: int, level: int, optname: int) -> int:
     _check_opt("get_sub_sockopt_int", level, optname)
     _require_mptcp(fd, "get_sub_sockopt_int")
     try:
-        return _core.draft_sub_getsockopt_int(fd, sub_id, level, optname)  # type: ignore[no-any-return]
+        return _core.draft_sub_getsockopt_int(fd, sub_id, level, optname)
     except MPTCPError as err:
         better = _refine(err, fd, sub_id, "get_sub_sockopt_int",
                          f"option (level {level}, optname {optname})")

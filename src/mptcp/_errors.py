@@ -131,7 +131,7 @@ def error_from_errno(
     default: type = MPTCPError,
 ) -> MPTCPError:
     """Build the exception for ``err``: ``message`` says what was attempted and what to do."""
-    cls = None
+    cls: Optional[type] = None
     if overrides:
         cls = overrides.get(err)
     if cls is None:

@@ -17,7 +17,7 @@ _BKUP_LOC = 1 << 5
 
 def info(fd: int) -> MPTCPInfo:
     _backend.require_sol_mptcp("info")
-    return _core.info(fd)  # type: ignore[no-any-return]
+    return _core.info(fd)
 
 
 def is_mptcp(fd: int) -> bool:
@@ -52,13 +52,13 @@ def _connected(fd: int) -> bool:
 def subflows(fd: int) -> List[SubflowInfo]:
     _backend.require_sol_mptcp("subflows")
     if _backend.has_full_info():
-        return _core.subflows(fd)  # type: ignore[no-any-return]
-    return _core.subflows_legacy(fd)  # type: ignore[no-any-return]
+        return _core.subflows(fd)
+    return _core.subflows_legacy(fd)
 
 
 def get_sub_ids(fd: int) -> List[int]:
     _backend.require_full_info("get_sub_ids")
-    return _core.sub_ids(fd)  # type: ignore[no-any-return]
+    return _core.sub_ids(fd)
 
 
 def find_subflow(fd: int, sub_id: int, call: str) -> SubflowInfo:
@@ -92,4 +92,4 @@ def subflow_prio(local: Any, remote: Any) -> Optional[int]:
 def get_sub_tuple(fd: int, sub_id: int) -> Subflow:
     rec = find_subflow(fd, sub_id, "get_sub_tuple")
     prio = subflow_prio(rec.local, rec.remote)
-    return _core.make_subflow(rec.id, rec.local, rec.remote, prio, None)  # type: ignore[no-any-return]
+    return _core.make_subflow(rec.id, rec.local, rec.remote, prio, None)

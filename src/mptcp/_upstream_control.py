@@ -422,11 +422,11 @@ def _wait_event(ev: nl.GenlSocket, fd: int, token: int, lhost: "_pm._Host", lpor
                 continue
             if msg.cmd == EV_SUB_ESTABLISHED:
                 return sport
-            err = a.u8(EV_ATTR_ERROR) or _errno.ECONNRESET
+            code = a.u8(EV_ATTR_ERROR) or _errno.ECONNRESET
             raise SubflowOpenError(
-                err,
+                code,
                 f"open_sub: the join {_fmt(lhost, sport)} -> {_fmt(rhost, rport)} failed: "
-                f"{os.strerror(err)}",
+                f"{os.strerror(code)}",
             )
 
 

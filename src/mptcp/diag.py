@@ -202,7 +202,7 @@ def connections(*, listening: bool = False) -> List[Connection]:
     gc_was_enabled = gc.isenabled()
     gc.disable()
     try:
-        return _mptcp.diag_connections(listening)  # type: ignore[no-any-return]
+        return _mptcp.diag_connections(listening)
     except OSError as err:
         if err.errno in (_errno.ENOENT, _errno.EPROTONOSUPPORT, _errno.EINVAL):
             raise KernelTooOldError(
@@ -258,7 +258,7 @@ def _subflow_flags(
     dst = _pack(family, rhost)
     _ensure_hook()
     try:
-        return _mptcp.diag_subflow(family, src, lport, dst, rport)  # type: ignore[no-any-return]
+        return _mptcp.diag_subflow(family, src, lport, dst, rport)
     except OSError as err:
         raise _as_mptcp_error(err, "could not look up the subflow's flags (sock_diag)") from err
 

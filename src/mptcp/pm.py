@@ -266,7 +266,7 @@ def decode_endpoint(msg: nl.GenlMessage, table: Optional[nl.AttrTable] = None) -
     if ifx:
         try:
             dev = socket.if_indextoname(ifx)
-        except OSError:
+        except (OSError, OverflowError):  # IF_IDX is an s32: negative is no device
             dev = None
     else:
         ifx = None
