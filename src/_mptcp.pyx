@@ -192,7 +192,7 @@ cdef inline size_t strlen_(const char *s) noexcept nogil:
 # --------------------------------------------------------------------------------
 # Decoders: kernel bytes -> records. Shared by the syscall paths and the bytes API.
 # --------------------------------------------------------------------------------
-cdef inline object opt(bint present, object value) noexcept:
+cdef inline object opt(bint present, object value):
     return value if present else None
 
 
