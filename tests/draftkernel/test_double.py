@@ -21,24 +21,11 @@ import sys
 import pytest
 
 from . import _driver
-from .build import SOURCE, CompilerNotFound, build_double, child_env, find_gcc
+from .conftest import in_ci
+from .build import SOURCE, build_double, child_env, find_gcc
 
 DRIVER = pathlib.Path(_driver.__file__).resolve()
 TIMEOUT = 120
-
-
-def _in_ci() -> bool:
-    return os.environ.get("CI", "").lower() in ("1", "true", "yes")
-
-
-@pytest.fixture(scope="module")
-def double_so() -> pathlib.Path:
-    try:
-        return build_double()
-    except CompilerNotFound as exc:
-        if _in_ci():
-            pytest.fail(f"{exc} (CI=true: a missing compiler is a failure, not a skip)")
-        pytest.skip(str(exc))
 
 
 def run_driver(
@@ -122,7 +109,7 @@ def test_mainline_answers_enoprotoopt_without_double() -> None:
 def test_double_compiles_without_warnings(tmp_path: pathlib.Path) -> None:
     gcc = find_gcc()
     if gcc is None:
-        if _in_ci():
+        if in_ci():
             pytest.fail("gcc not found (CI=true)")
         pytest.skip("gcc not found")
     proc = subprocess.run(
