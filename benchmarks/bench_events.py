@@ -20,12 +20,10 @@ import argparse
 import collections
 import json
 import os
-import re
 import resource
 import selectors
 import socket
 import struct
-import subprocess
 import sys
 import threading
 import time
@@ -37,55 +35,16 @@ sys.path.insert(0, str(HERE.parent / "src"))
 
 import mptcp  # noqa: E402
 from mptcp._events import Event, EventType  # noqa: E402
-from mptcp.lab import IPPROTO_MPTCP, Lab  # noqa: E402
+from mptcp.lab import IPPROTO_MPTCP, IpMonitor, Lab, parse_ip_monitor_line  # noqa: E402
 
 SOL_MPTCP, MPTCP_INFO = 284, 1
-IP_NAMES = {"CREATED": 1, "ESTABLISHED": 2, "CLOSED": 3, "ANNOUNCED": 6, "REMOVED": 7,
-            "SF_ESTABLISHED": 10, "SF_CLOSED": 11, "SF_PRIO": 13}
-IP_LINE = re.compile(r"^\[\s*(?:UNKNOWN (\d+)|(\S+))\]\s*(.*)$")
 Key = tuple[int, Optional[int], Optional[tuple[str, int]], Optional[tuple[str, int]]]
-
-
-def ip_key(line: str) -> Key:
-    m = IP_LINE.match(line.strip())
-    if m is None:
-        raise ValueError(f"unexpected ip line {line!r}")
-    etype = int(m.group(1)) if m.group(1) else IP_NAMES[m.group(2)]
-    kv = dict(p.split("=", 1) for p in m.group(3).split())
-
-    def addr(a4: str, a6: str, port: str) -> Optional[tuple[str, int]]:
-        host = kv.get(a4) or kv.get(a6)
-        return None if host is None else (host, int(kv.get(port, 0)))
-
-    token = int(kv["token"], 16) if "token" in kv else None
-    return (etype, token, addr("saddr4", "saddr6", "sport"), addr("daddr4", "daddr6", "dport"))
 
 
 def ev_key(ev: Event) -> Key:
     if ev.type in (EventType.LISTENER_CREATED, EventType.LISTENER_CLOSED):
         return (int(ev.type), None, None, None)  # iproute2 6.1 prints no attributes
     return (int(ev.type), ev.token, ev.local, ev.remote)
-
-
-class IpMonitor:
-    def __init__(self, ns: str) -> None:
-        self.proc = subprocess.Popen(["ip", "-n", ns, "mptcp", "monitor"], stdout=subprocess.PIPE,
-                                     stderr=subprocess.PIPE, text=True, bufsize=1)
-        self.lines: list[str] = []
-        self.t = threading.Thread(target=self._read, daemon=True)
-        self.t.start()
-
-    def _read(self) -> None:
-        assert self.proc.stdout is not None
-        for line in self.proc.stdout:
-            self.lines.append(line.rstrip("\n"))
-
-    def stop(self) -> str:
-        if self.proc.poll() is None:
-            self.proc.terminate()
-        _, err = self.proc.communicate(timeout=10)
-        self.t.join(5)
-        return err
 
 
 class Reader:
@@ -110,29 +69,6 @@ class Reader:
                 self.losses += 1
             finally:
                 self.cpu = time.thread_time() - t0
-
-
-def blip(lab: Lab, ns: str) -> int:
-    s = lab.socket(ns, socket.AF_INET, socket.SOCK_STREAM, IPPROTO_MPTCP)
-    with s:
-        s.bind(("127.0.0.1", 0))
-        s.listen(1)
-        return int(s.getsockname()[1])
-
-
-def start_ip(lab: Lab, ns: str) -> tuple[IpMonitor, int]:
-    ipm = IpMonitor(ns)
-    deadline = time.monotonic() + 10
-    while not ipm.lines:
-        if time.monotonic() > deadline:
-            raise RuntimeError("ip mptcp monitor printed nothing")
-        blip(lab, ns)
-        time.sleep(0.05)
-    while True:
-        n = len(ipm.lines)
-        time.sleep(0.2)
-        if len(ipm.lines) == n:
-            return ipm, n
 
 
 def sink_server(listener: socket.socket, stop: threading.Event, stats: dict[str, int]) -> None:
@@ -225,12 +161,12 @@ def main() -> int:
 
         sides: dict[str, dict[str, Any]] = {}
         for name, ns in (("client", cli), ("server", srv)):
-            ipm, ip_start = start_ip(lab, ns)
+            ipm, ip_start = lab.start_ip_monitor(ns)
             mon = lab.run_in(ns, mptcp.events, rcvbuf=args.rcvbuf)
             sides[name] = {"ns": ns, "ipm": ipm, "ip_start": ip_start, "mon": mon,
                            "rcvbuf": mon.rcvbuf, "reader": Reader(mon)}
         for side in sides.values():
-            side["start_port"] = blip(lab, side["ns"])
+            side["start_port"] = lab.listener_blip(side["ns"])
 
         load = lab.run_in(cli, client_load, (lab.server_addrs["v4"][0], port),
                           args.conns, args.batch)
@@ -238,7 +174,7 @@ def main() -> int:
                      what="the server to close every connection")
         time.sleep(0.5)
         for side in sides.values():
-            side["end_port"] = blip(lab, side["ns"])
+            side["end_port"] = lab.listener_blip(side["ns"])
 
         report: dict[str, Any] = {
             "kernel": os.uname().release, "conns": args.conns, "batch": args.batch,
@@ -267,7 +203,7 @@ def main() -> int:
             time.sleep(0.3)
             ip_err = ipm.stop()
             ip_lines = ipm.lines[side["ip_start"]:]
-            ip_keys = [ip_key(line) for line in ip_lines]
+            ip_keys = [parse_ip_monitor_line(line) for line in ip_lines]
             ours = [ev_key(e) for e in events]
             side["mon"].close()
             reader.t.join(5)

@@ -13,8 +13,6 @@ import asyncio
 import errno
 import importlib
 import os
-import re
-import socket
 import subprocess
 import sys
 import threading
@@ -25,91 +23,20 @@ from typing import Any, Optional
 import pytest
 
 import mptcp
-from mptcp.lab import IPPROTO_MPTCP, Lab
+from mptcp.lab import Lab, parse_ip_monitor_line
 
 E = importlib.import_module("mptcp._events")
 Event, EventType = E.Event, E.EventType
 
 SRC = str(Path(mptcp.__file__).resolve().parent.parent)
 
-IP_NAMES = {
-    "CREATED": 1, "ESTABLISHED": 2, "CLOSED": 3, "ANNOUNCED": 6, "REMOVED": 7,
-    "SF_ESTABLISHED": 10, "SF_CLOSED": 11, "SF_PRIO": 13,
-}
-_IP_LINE = re.compile(r"^\[\s*(?:UNKNOWN (\d+)|(\S+))\]\s*(.*)$")
-
 Key = tuple[int, Optional[int], Optional[tuple[str, int]], Optional[tuple[str, int]]]
-
-
-def ip_key(line: str) -> Key:
-    """``[SF_ESTABLISHED] token=.. saddr4=.. sport=..`` -> (type, token, local, remote)."""
-    m = _IP_LINE.match(line.strip())
-    assert m, f"unexpected ip mptcp monitor line {line!r}"
-    etype = int(m.group(1)) if m.group(1) else IP_NAMES[m.group(2)]
-    kv = dict(part.split("=", 1) for part in m.group(3).split())
-    token = int(kv["token"], 16) if "token" in kv else None
-
-    def addr(v4: str, v6: str, port: str) -> Optional[tuple[str, int]]:
-        host = kv.get(v4) or kv.get(v6)
-        return None if host is None else (host, int(kv.get(port, 0)))
-
-    return (etype, token, addr("saddr4", "saddr6", "sport"), addr("daddr4", "daddr6", "dport"))
 
 
 def ev_key(ev: Event) -> Key:
     if ev.type in (EventType.LISTENER_CREATED, EventType.LISTENER_CLOSED):
         return (int(ev.type), None, None, None)  # iproute2 6.1 prints no attributes
     return (int(ev.type), ev.token, ev.local, ev.remote)
-
-
-class IpMonitor:
-    """``ip -n NS mptcp monitor`` with its lines collected by a thread."""
-
-    def __init__(self, ns: str) -> None:
-        self.proc = subprocess.Popen(
-            ["ip", "-n", ns, "mptcp", "monitor"],
-            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, bufsize=1,
-        )
-        self.lines: list[str] = []
-        self._t = threading.Thread(target=self._read, daemon=True)
-        self._t.start()
-
-    def _read(self) -> None:
-        assert self.proc.stdout is not None
-        for line in self.proc.stdout:
-            self.lines.append(line.rstrip("\n"))
-
-    def stop(self) -> str:
-        if self.proc.poll() is None:
-            self.proc.terminate()
-        _, err = self.proc.communicate(timeout=5)
-        self._t.join(5)
-        return err
-
-
-def listener_blip(lab: Lab, ns: str) -> int:
-    """Open and close an MPTCP listener on 127.0.0.1 in ``ns``; return its port."""
-    s = lab.socket(ns, socket.AF_INET, socket.SOCK_STREAM, IPPROTO_MPTCP)
-    with s:
-        s.bind(("127.0.0.1", 0))
-        s.listen(1)
-        return int(s.getsockname()[1])
-
-
-def start_ip_monitor(lab: Lab, ns: str) -> tuple[IpMonitor, int]:
-    """An ip monitor that has joined the group; also returns where its stream starts."""
-    ipm = IpMonitor(ns)
-    deadline = time.monotonic() + 10
-    while not ipm.lines:
-        assert time.monotonic() < deadline, "ip mptcp monitor printed nothing"
-        listener_blip(lab, ns)
-        time.sleep(0.05)
-    # Probes sent before ip joined left no line: wait for the count to settle.
-    while True:
-        n = len(ipm.lines)
-        time.sleep(0.15)
-        if len(ipm.lines) == n:
-            return ipm, n
 
 
 def read_until_port(mon: Any, port: int, timeout: float = 10) -> list[Event]:
@@ -168,10 +95,10 @@ class Watch:
 
     def __init__(self, lab: Lab, ns: str) -> None:
         self.lab, self.ns = lab, ns
-        self.ipm, self.ip_start = start_ip_monitor(lab, ns)
+        self.ipm, self.ip_start = lab.start_ip_monitor(ns)
         self.mon = lab.run_in(ns, mptcp.events, rcvbuf=1 << 20)
         self.amon = lab.run_in(ns, mptcp.events, rcvbuf=1 << 20)
-        self.start_port = listener_blip(lab, ns)
+        self.start_port = lab.listener_blip(ns)
         self.acoll: Optional[AsyncCollector] = None
 
     def start_async(self) -> None:
@@ -179,7 +106,7 @@ class Watch:
         self.acoll = AsyncCollector(self.amon)
 
     def finish(self) -> tuple[list[Key], list[Event], list[Event]]:
-        end_port = listener_blip(self.lab, self.ns)
+        end_port = self.lab.listener_blip(self.ns)
         assert self.acoll is not None
         sync = read_until_port(self.mon, end_port)
         asy = self.acoll.result(end_port)
@@ -189,7 +116,7 @@ class Watch:
         time.sleep(0.1)  # anything extra would show up now
         err = self.ipm.stop()
         assert "No buffer space" not in err, err
-        ip_keys = [ip_key(line) for line in self.ipm.lines[self.ip_start:]]
+        ip_keys = [parse_ip_monitor_line(line) for line in self.ipm.lines[self.ip_start:]]
         return ip_keys, sync, asy
 
     def close(self) -> None:
@@ -299,7 +226,7 @@ def test_token_filter_and_timeouts(lab: Lab) -> None:
             assert 0.15 < time.monotonic() - t0 < 2
             with pytest.raises(mptcp.MPTCPTimeoutError):
                 by_sock.read(0.05)
-            listener_blip(lab, lab.client_ns)  # no token: filtered out
+            lab.listener_blip(lab.client_ns)  # no token: filtered out
             c = lab.connect(port=server.port)
             c.close()
             a.close()
@@ -324,7 +251,7 @@ def test_close_wakes_blocked_reader_and_is_idempotent(lab: Lab) -> None:
     t = threading.Thread(target=lambda: got.append(list(mon)))
     t.start()
     time.sleep(0.2)
-    port = listener_blip(lab, lab.client_ns)
+    port = lab.listener_blip(lab.client_ns)
     time.sleep(0.2)
     mon.close()
     t.join(5)
@@ -364,7 +291,7 @@ def test_overflow_raises_events_lost_and_monitor_stays_usable(lab: Lab) -> None:
         assert mon.losses == 1
         while mon.next(0.2) is not None:  # what was queued before the loss
             pass
-        port = listener_blip(lab, lab.client_ns)
+        port = lab.listener_blip(lab.client_ns)
         ev = mon.read(5)
         assert ev.type == EventType.LISTENER_CREATED and ev.local == ("127.0.0.1", port)
 
