@@ -213,7 +213,11 @@ def main() -> int:
             res = {
                 "monitor_events": len(events),
                 "ip_monitor_lines": len(ip_lines),
-                "identical_streams": ours == ip_keys,
+                # Multicast delivery is per listener: events raised on two CPUs at
+                # once can reach two listeners in different orders, so the verdict
+                # compares the events as multisets; same order is informational.
+                "same_events": collections.Counter(ours) == collections.Counter(ip_keys),
+                "same_order": ours == ip_keys,
                 "monitor_losses_raised": reader.losses,
                 "ip_monitor_enobufs": ip_lost,
                 "rcvbuf": side["rcvbuf"],
@@ -223,7 +227,7 @@ def main() -> int:
             }
             # the verdict the issue asks for: every event, or an explicit loss
             res["every_event_or_raised"] = (
-                (reader.losses == 0 and ip_lost == 0 and ours == ip_keys)
+                (reader.losses == 0 and ip_lost == 0 and res["same_events"])
                 or reader.losses > 0
                 or (ip_lost > 0 and len(events) >= len(ip_lines))
             )
