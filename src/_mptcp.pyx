@@ -391,6 +391,26 @@ def decode_full_info(const unsigned char[:] header not None,
     return info, subs
 
 
+def decode_full_info_ids(const unsigned char[:] header not None,
+                         const unsigned char[:] sfinfo not None,
+                         const unsigned char[:] tcpinfo not None):
+    """get_sub_ids' decoder over bytes: ascending live ids of a FULL_INFO reply whose
+    arrays use this core's element sizes (SIZEOF_SUBFLOW_INFO, SIZEOF_TCP_INFO)."""
+    cdef mptcpk_full_info hdr
+    cdef size_t hl = header.shape[0]
+    cdef size_t entries
+    if hl < FULL_INFO_HDR:
+        raise ValueError(f"FULL_INFO header needs {FULL_INFO_HDR} bytes, got {hl}")
+    memset(&hdr, 0, sizeof(hdr))
+    memcpy(&hdr, &header[0], hl if hl < sizeof(hdr) else sizeof(hdr))
+    if (hdr.size_sfinfo_user != sizeof(mptcpk_subflow_info)
+            or hdr.size_tcpinfo_user != sizeof(mptcpk_tcp_info)):
+        raise ValueError("decode_full_info_ids needs this core's element sizes")
+    entries = min(sfinfo.shape[0] // sizeof(mptcpk_subflow_info),
+                  tcpinfo.shape[0] // sizeof(mptcpk_tcp_info))
+    return live_ids_sorted(&hdr, _ptr(sfinfo), _ptr(tcpinfo), <uint32_t>min(entries, 0xFFFFFFFF))
+
+
 def decode_subflow_data(const unsigned char[:] data not None, str kind):
     """Elements of an MPTCP_TCPINFO ("tcpinfo") or MPTCP_SUBFLOW_ADDRS ("addrs") reply.
 
@@ -553,16 +573,21 @@ cdef int full_info_call(int fd, mptcpk_full_info *hdr, uint8_t *sfinfo, uint8_t 
     return sockopt_get(fd, SOL_MPTCP, MPTCP_FULL_INFO, hdr, length)
 
 
-cdef list live_ids_sorted(const mptcpk_full_info *hdr, const uint8_t *sf, const uint8_t *ti):
-    """Ascending ids of the live subflows of a FULL_INFO reply (arrays we sized)."""
+cdef list live_ids_sorted(const mptcpk_full_info *hdr, const uint8_t *sf, const uint8_t *ti,
+                          uint32_t entries):
+    """Ascending ids of the live subflows of a FULL_INFO reply made with our element
+    sizes; `entries` is how many elements both arrays hold."""
     cdef size_t ti_avail = elem_avail(hdr.size_tcpinfo_kernel, hdr.size_tcpinfo_user)
     cdef uint32_t n = hdr.num_subflows
     cdef uint32_t i, j, k = 0, v
     cdef uint32_t ids[STACK_SUBFLOWS]
     cdef uint32_t *buf = ids
     cdef list out
+    cdef object item  # typed: an untyped `item = buf[i]` would be a C uint32 here
     if n > hdr.size_arrays_user:
         n = hdr.size_arrays_user
+    if n > entries:
+        n = entries
     if n > STACK_SUBFLOWS:
         buf = <uint32_t *>PyMem_Malloc(n * sizeof(uint32_t))
         if buf == NULL:
@@ -615,7 +640,7 @@ cdef object full_info(int fd, bint ids_only, bint with_info, str call):
             sf = <uint8_t *>heap
             ti = sf + cap * sizeof(mptcpk_subflow_info)
         if ids_only:
-            return live_ids_sorted(&hdr, sf, ti)
+            return live_ids_sorted(&hdr, sf, ti, cap)
         subs = decode_full_arrays(&hdr, sf, cap * sizeof(mptcpk_subflow_info), ti,
                                   cap * sizeof(mptcpk_tcp_info), True, False)
         if with_info:

@@ -279,3 +279,4 @@ def test_without_cap_net_admin(ulab: Lab, server: Any) -> None:
         assert out[name][0] == "MPTCPPermissionError", (name, out[name])
         assert out[name][1] == errno.EPERM
         assert "CAP_NET_ADMIN" in out[name][2]
+

@@ -174,3 +174,21 @@ def test_make_subflow_derives_backup() -> None:
     assert core.make_subflow(1, ("a", 1), ("b", 2), 1, None).backup is True
     assert core.make_subflow(1, ("a", 1), ("b", 2), 0, None).backup is False
     assert core.make_subflow(1, ("a", 1), ("b", 2), None, None).backup is None
+
+
+def test_ids_decoder_sorts_and_owns_every_id() -> None:
+    # ids are never reused, so they pass 256, where ints stop being shared small
+    # ints: the list must own each (a refcount slip once freed ints still listed)
+    import sys
+
+    subs = [(70000, ("10.0.0.1", 1), ("10.0.0.2", 2), 1), (3, ("10.0.0.1", 3), ("10.0.0.2", 2), 1),
+            (257, ("10.0.0.1", 4), ("10.0.0.2", 2), 7), (2**32 - 1, ("10.0.0.1", 5), ("10.0.0.2", 2), 1)]
+    header, sfinfo, tcpinfo = _full_info_bytes(subs)
+    for _ in range(1000):
+        ids = core.decode_full_info_ids(header, sfinfo, tcpinfo)
+        assert ids == [3, 70000, 2**32 - 1]  # 257 is in TCP_CLOSE
+        assert all(sys.getrefcount(i) >= 2 for i in ids)
+    want = sorted(r["id"] for r in ref.full_info(header, sfinfo, tcpinfo)[1])
+    assert ids == want
+    # arrays shorter than the header claims: only what is there is read
+    assert core.decode_full_info_ids(header, sfinfo[:264], tcpinfo) == [70000]
