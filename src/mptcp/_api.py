@@ -370,6 +370,8 @@ class Poller(_core.Poller):
 
     def __init__(self, sock: Any) -> None:
         fd = _upstream_fd(sock, "Poller")
+        if fd < 0:  # -1 is also the core's "closed Poller" mark: say EBADF, as every call does
+            raise MPTCPError(errno.EBADF, f"Poller: fd {fd} is not an open file descriptor (closed socket?)")
         _backend.require_full_info("Poller")
         self._attach(fd, sock)
         self.poll()  # a socket that is not an MPTCP connection fails here, not later

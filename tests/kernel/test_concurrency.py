@@ -9,15 +9,11 @@ from __future__ import annotations
 import json
 import os
 import pathlib
-import socket
 import subprocess
 import sys
 import threading
 import time
-from collections.abc import Iterator
-from typing import Any
 
-import pytest
 
 import mptcp
 from mptcp.lab import Lab
@@ -26,15 +22,6 @@ SECONDS = float(os.environ.get("MPTCP_CONCURRENCY_SECONDS", "10"))
 POLLERS = 8
 DOCUMENTED = (mptcp.SubflowOpenError, mptcp.MPTCPTimeoutError, mptcp.SubflowNotFoundError)
 TCP_CLOSE, TCP_LISTEN = 7, 10
-
-
-@pytest.fixture(scope="module")
-def ulab() -> Iterator[Lab]:
-    lab = Lab(prefix="mptcp", userspace_pm=True, endpoint=False)
-    try:
-        yield lab
-    finally:
-        lab.close()
 
 
 def test_pollers_and_churn() -> None:
