@@ -304,7 +304,12 @@ def main(argv: Optional[List[str]] = None) -> int:
 
     try:
         return int(args.func(args))
-    except KeyboardInterrupt:
+    except KeyboardInterrupt as err:
+        # mptcp.lab.LabTerminated (SIGTERM/SIGHUP while the demo's lab is open) carries signum
+        signum = getattr(err, "signum", None)
+        if isinstance(signum, int):
+            print(f"mptcp {args.command}: {err}; namespaces removed", file=sys.stderr)
+            return 128 + signum
         print("mptcp: interrupted", file=sys.stderr)
         return 130
     except BrokenPipeError:

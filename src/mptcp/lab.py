@@ -33,6 +33,7 @@ import os
 import queue
 import re
 import secrets
+import signal
 import socket
 import subprocess
 import threading
@@ -41,7 +42,7 @@ from collections.abc import Callable
 from typing import Any, TypeVar
 
 __all__ = [
-    "IPPROTO_MPTCP", "Lab", "LabError", "Server", "cleanup_stale",
+    "IPPROTO_MPTCP", "Lab", "LabError", "LabTerminated", "Server", "cleanup_stale",
     "parse_ss_mptcp", "parse_ss_subflows", "wait_for",
 ]
 
@@ -61,6 +62,45 @@ _nets_in_use: set[int] = set()
 
 class LabError(RuntimeError):
     """A lab setup command failed."""
+
+
+class LabTerminated(KeyboardInterrupt):
+    """SIGTERM or SIGHUP arrived while a :class:`Lab` was open.
+
+    Their default action ends the process at once, without ``finally`` blocks or
+    atexit, which would leave the lab's namespaces behind. While a lab is open the
+    main thread gets this instead (a ``KeyboardInterrupt``, so it ends a script or a
+    pytest session like Ctrl-C does, and every ``with Lab()`` and atexit removes
+    its namespaces). ``signum`` is the signal.
+    """
+
+    def __init__(self, signum: int) -> None:
+        super().__init__(f"terminated by {signal.Signals(signum).name}")
+        self.signum = signum
+
+
+_TERM_SIGNALS = (signal.SIGTERM, signal.SIGHUP)
+_open_labs = 0  # labs that count on _on_term_signal; under _counter_lock
+
+
+def _on_term_signal(signum: int, frame: object) -> None:
+    raise LabTerminated(signum)
+
+
+def _hook_term_signals(install: bool) -> None:
+    """Route SIGTERM/SIGHUP to LabTerminated while labs are open (main thread only,
+    and only where the process left the default action in place)."""
+    if threading.current_thread() is not threading.main_thread():
+        return
+    for sig in _TERM_SIGNALS:
+        try:
+            current = signal.getsignal(sig)
+            if install and current is signal.SIG_DFL:
+                signal.signal(sig, _on_term_signal)
+            elif not install and current is _on_term_signal:
+                signal.signal(sig, signal.SIG_DFL)
+        except (ValueError, OSError):
+            pass
 
 
 def _run(argv: list[str], check: bool = True, timeout: float = 30.0) -> str:
@@ -504,6 +544,11 @@ class Lab:
             "v6": [f"fd00:{n:x}:1::1", f"fd00:{n:x}:2::1"] if ipv6 else [],
         }
         atexit.register(self.close)
+        global _open_labs
+        with _counter_lock:
+            _open_labs += 1
+        self._counted = True
+        _hook_term_signals(True)
         try:
             self._setup()
         except BaseException:
@@ -762,8 +807,15 @@ class Lab:
                         errors.append(str(err))
                     time.sleep(0.05)
         self._namespaces.clear()
+        global _open_labs
         with _counter_lock:
             _nets_in_use.discard(self.net)
+            if getattr(self, "_counted", False):
+                self._counted = False
+                _open_labs -= 1
+            last = _open_labs == 0
+        if last:
+            _hook_term_signals(False)
         if errors:
             raise LabError("; ".join(errors))
 

@@ -298,6 +298,8 @@ def _make_error_hook(per_connection: bool):  # type: ignore[no-untyped-def]
                     f"{what}: no MPTCP connection with this token in this network "
                     f"namespace (closed, fallen back, or not MPTCP){kernel}",
                 )
+            if "subflow not found" in low:  # SET_FLAGS says so where DESTROY gives ESRCH
+                return SubflowNotFoundError(err, f"{what}: no such subflow{kernel}")
         if err == _errno.ESRCH:
             return SubflowNotFoundError(err, f"{what}: no such subflow{kernel}: {os.strerror(err)}")
         return error_from_errno(err, f"{what}{kernel}", default=PathManagerError)
