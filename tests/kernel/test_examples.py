@@ -23,7 +23,6 @@ from mptcp.lab import Lab
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
 
-pytestmark = pytest.mark.skipif(not EXAMPLES.is_dir(), reason="no examples/ next to the tests")
 
 
 def load(name: str) -> ModuleType:
