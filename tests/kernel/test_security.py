@@ -38,15 +38,16 @@ import pytest
 import mptcp
 from mptcp.lab import Lab
 
-PKG = Path(mptcp.__file__).resolve().parent
-SRC = PKG.parent
-REPO = SRC.parent
+REPO = Path(__file__).resolve().parents[2]
+SRC = REPO / "src"  # the sources this checkout ships (scanned)
+PKG = SRC / "mptcp"
+IMPORT_ROOT = Path(mptcp.__file__).resolve().parents[1]  # where children import mptcp from
 ALLOWED_TO_SPAWN = {"lab", "_demo", "cli"}  # the demo command and the test lab run `ip`
 
 
 def _env(**extra: str) -> dict[str, str]:
     env = dict(os.environ)
-    env["PYTHONPATH"] = os.pathsep.join([str(SRC), *filter(None, [env.get("PYTHONPATH")])])
+    env["PYTHONPATH"] = os.pathsep.join([str(IMPORT_ROOT), *filter(None, [env.get("PYTHONPATH")])])
     env["PYTHONUNBUFFERED"] = "1"
     for k in ("MPTCP_BACKEND", "MPTCP_NO_FULL_INFO"):
         env.pop(k, None)
@@ -568,7 +569,7 @@ def test_pytest_lab_fixture_removes_namespaces_on_signal(sig: int, tmp_path: Pat
         [sys.executable, "-m", "pytest", "-p", "tests.conftest", "-s", "-q", "-p", "no:cacheprovider",
          "--rootdir", str(tmp_path), str(test)],
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=str(REPO),
-        env=_env(PYTHONPATH=os.pathsep.join([str(SRC), str(REPO)])), start_new_session=True)
+        env=_env(PYTHONPATH=os.pathsep.join([str(IMPORT_ROOT), str(REPO)])), start_new_session=True)
     prefix = f"mptcp-{proc.pid}-"
     reap.append(prefix)
     try:
