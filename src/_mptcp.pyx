@@ -563,7 +563,11 @@ cdef object info_record_cached(const uint8_t *buf, size_t length):
 
 cdef int full_info_call(int fd, mptcpk_full_info *hdr, uint8_t *sfinfo, uint8_t *tcpinfo,
                         uint32_t cap, socklen_t *length) noexcept nogil:
-    memset(hdr, 0, sizeof(mptcpk_full_info))
+    # Only the 40-byte header is read by the kernel, and it must see zeros in its
+    # output fields; the mptcp_info after it is output only.
+    hdr.size_tcpinfo_kernel = 0
+    hdr.size_sfinfo_kernel = 0
+    hdr.num_subflows = 0
     hdr.size_tcpinfo_user = sizeof(mptcpk_tcp_info)
     hdr.size_sfinfo_user = sizeof(mptcpk_subflow_info)
     hdr.size_arrays_user = cap
