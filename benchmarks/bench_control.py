@@ -3,8 +3,11 @@
 Runs as root in a private two-namespace lab (mptcp.lab). Each round, in the client
 namespace's thread: open a subflow over path 2 (until established), close it, and
 connect() a plain TCP socket over the same path (same source and destination
-addresses) -- interleaved, so both see the same machine state. Prints medians and
-ratios and writes JSON to stdout and benchmarks/results/bench_control.json.
+addresses) -- interleaved, so both see the same machine state. The servers run in
+their own process: Python server threads in the measured process would compete for
+its GIL and add their scheduling to open_sub's time (seen: 490 us instead of 150).
+Prints medians and ratios and writes JSON to stdout and
+benchmarks/results/bench_control.json.
 
     python benchmarks/bench_control.py [--rounds N]
 """
@@ -17,6 +20,7 @@ import os
 import platform
 import socket
 import statistics
+import subprocess
 import sys
 import time
 
@@ -27,38 +31,73 @@ import mptcp  # noqa: E402
 from mptcp.lab import Lab  # noqa: E402
 
 
+# An MPTCP and a plain TCP listener that accept and read until EOF, in their own
+# process; prints "PORTS <mptcp> <tcp>" once listening.
+SERVER = r"""
+import socket, threading
+def listener(proto):
+    s = socket.socket(socket.AF_INET, socket.SOCK_STREAM, proto)
+    s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    s.bind(("0.0.0.0", 0)); s.listen(512)
+    return s
+def reader(c):
+    with c:
+        while c.recv(1 << 16):
+            pass
+def acceptor(s):
+    while True:
+        c, _ = s.accept()
+        threading.Thread(target=reader, args=(c,), daemon=True).start()
+m, t = listener(262), listener(socket.IPPROTO_TCP)
+for s in (m, t):
+    threading.Thread(target=acceptor, args=(s,), daemon=True).start()
+print("PORTS", m.getsockname()[1], t.getsockname()[1], flush=True)
+threading.Event().wait()
+"""
+
+
 def run(rounds: int) -> dict[str, object]:
     with Lab(prefix="mptcpbench", userspace_pm=True, endpoint=False, ipv6=False) as lab:
-        msrv = lab.start_server()
-        tsrv = lab.start_server(proto=socket.IPPROTO_TCP)
-        c2 = lab.client_addrs["v4"][1]
-        s2 = lab.server_addrs["v4"][1]
-        conn = lab.connect(port=msrv.port)
-        conn.sendall(b"warm")
+        server = subprocess.Popen(["ip", "netns", "exec", lab.server_ns, sys.executable, "-c", SERVER],
+                                  stdout=subprocess.PIPE, text=True)
+        try:
+            assert server.stdout is not None
+            _, mport, tport = server.stdout.readline().split()
+            return _measure(lab, rounds, int(mport), int(tport))
+        finally:
+            server.kill()
+            server.wait()
 
-        def body() -> dict[str, list[float]]:
-            opens, closes, connects = [], [], []
-            clock = time.perf_counter_ns
-            for i in range(rounds + 5):
-                t0 = clock()
-                sf = mptcp.open_sub(conn, local=c2, remote=s2)
-                t1 = clock()
-                mptcp.close_sub(conn, sf.id)
-                t2 = clock()
-                t = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-                t.bind((c2, 0))
-                t3 = clock()
-                t.connect((s2, tsrv.port))
-                t4 = clock()
-                t.close()
-                if i >= 5:  # warm-up rounds dropped
-                    opens.append((t1 - t0) / 1e3)
-                    closes.append((t2 - t1) / 1e3)
-                    connects.append((t4 - t3) / 1e3)
-            return {"open": opens, "close": closes, "connect": connects}
 
-        res = lab.run_in(lab.client_ns, body)
-        conn.close()
+def _measure(lab: Lab, rounds: int, mport: int, tport: int) -> dict[str, object]:
+    c2 = lab.client_addrs["v4"][1]
+    s2 = lab.server_addrs["v4"][1]
+    conn = lab.connect(port=mport)
+    conn.sendall(b"warm")
+
+    def body() -> dict[str, list[float]]:
+        opens, closes, connects = [], [], []
+        clock = time.perf_counter_ns
+        for i in range(rounds + 5):
+            t0 = clock()
+            sf = mptcp.open_sub(conn, local=c2, remote=s2)
+            t1 = clock()
+            mptcp.close_sub(conn, sf.id)
+            t2 = clock()
+            t = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+            t.bind((c2, 0))
+            t3 = clock()
+            t.connect((s2, tport))
+            t4 = clock()
+            t.close()
+            if i >= 5:  # warm-up rounds dropped
+                opens.append((t1 - t0) / 1e3)
+                closes.append((t2 - t1) / 1e3)
+                connects.append((t4 - t3) / 1e3)
+        return {"open": opens, "close": closes, "connect": connects}
+
+    res = lab.run_in(lab.client_ns, body)
+    conn.close()
     ratios = [o / c for o, c in zip(res["open"], res["connect"])]
     return {
         "benchmark": "bench_control",

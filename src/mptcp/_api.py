@@ -8,12 +8,12 @@ from __future__ import annotations
 
 import contextlib
 import errno
-import ipaddress
 import numbers
 import socket
 from typing import Any, Iterator, List, Optional, Tuple, Union
 
 from . import _backend, _upstream
+from ._addr import parse_ip
 from . import _mptcp as _core
 from ._errors import MPTCPError, NotMPTCPError, SubflowNotFoundError
 from ._types import MPTCPInfo, Subflow, SubflowInfo
@@ -78,7 +78,7 @@ def _check_host(name: str, host: Any) -> str:
     if not isinstance(host, str):
         raise TypeError(f"{name} host must be a str, not {type(host).__name__}")
     try:
-        return str(ipaddress.ip_address(host.strip("[]")))
+        return parse_ip(host).text
     except ValueError:
         raise ValueError(f"{name} host {host!r} is not an IPv4 or IPv6 address") from None
 

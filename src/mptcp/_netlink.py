@@ -676,6 +676,22 @@ class GenlSocket:
         """
         return self._rview, self._recv()
 
+    def discard_pending(self) -> None:
+        """Drop every datagram already queued (and a pending ENOBUFS), without blocking."""
+        sock = self._sock
+        if sock is None:
+            raise MPTCPError(_errno.EBADF, "the netlink socket is closed")
+        while True:
+            try:
+                sock.recv_into(self._rbuf, 0, socket.MSG_DONTWAIT)
+            except BlockingIOError:
+                return
+            except InterruptedError:
+                continue
+            except OSError as err:
+                if err.errno != _errno.ENOBUFS:
+                    raise
+
     def settimeout(self, timeout: Optional[float]) -> None:
         if self._sock is None:
             raise MPTCPError(_errno.EBADF, "the netlink socket is closed")

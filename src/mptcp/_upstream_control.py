@@ -20,7 +20,6 @@ snapshot. The events group needs CAP_NET_ADMIN, as SUBFLOW_CREATE itself does.
 from __future__ import annotations
 
 import errno as _errno
-import ipaddress
 import os
 import socket
 import threading
@@ -28,6 +27,7 @@ import time
 from typing import Any, NamedTuple, Optional
 
 from . import _netlink as nl
+from ._addr import same_host, unmap_v4
 from . import pm as _pm
 from ._errors import (
     MPTCPError,
@@ -103,11 +103,7 @@ class _Addr(NamedTuple):
 def _norm_host(h: "_pm._Host") -> "_pm._Host":
     # An AF_INET6 socket talking to an IPv4 peer reports it v4-mapped; the path
     # manager wants the IPv4 address.
-    if h.family == socket.AF_INET6:
-        mapped = ipaddress.IPv6Address(h.packed).ipv4_mapped
-        if mapped is not None:
-            return _pm._Host(socket.AF_INET, mapped.packed, str(mapped))
-    return h
+    return unmap_v4(h)
 
 
 def _peer_of(fd: int) -> tuple[str, int]:
@@ -185,22 +181,6 @@ def _events_socket() -> nl.GenlSocket:
     if s is None or s.closed:
         s = cache[ns] = nl.GenlSocket(_pm.FAMILY_NAME, error_hook=_pm._CONN_HOOK)
     return s
-
-
-def _drain(ev: nl.GenlSocket) -> None:
-    """Discard events queued before this call (ENOBUFS included)."""
-    ev.settimeout(0.0)
-    try:
-        while True:
-            try:
-                ev.recv_into_buffer()
-            except BlockingIOError:
-                return
-            except OSError as err:
-                if err.errno != _errno.ENOBUFS:
-                    raise
-    finally:
-        ev.settimeout(None)
 
 
 # ---------------------------------------------------------------- open_sub
@@ -286,11 +266,19 @@ def open_sub(
         raise PathManagerError(_errno.ENOENT, "the mptcp_pm family has no events group")
     ev.add_membership(group)
     try:
-        _drain(ev)
+        ev.discard_pending()  # events from before this call
         deadline = time.monotonic() + timeout
         lid = pm._local_id(token, lhost, lport)
         try:
-            pm._subflow_create(token, lhost, lport, rhost, rport, lid, backup, None)
+            try:
+                pm._subflow_create(token, lhost, lport, rhost, rport, lid, backup, None)
+            except PathManagerError as err:
+                if "did not match address and id" not in str(err):
+                    raise
+                # a remembered id went stale (another actor, or a reused token): ask
+                pm._forget_id(token, lhost, lport)
+                lid = pm._local_id(token, lhost, lport)
+                pm._subflow_create(token, lhost, lport, rhost, rport, lid, backup, None)
         except MPTCPError as err:
             if err.errno != _errno.ENOTCONN:
                 if err.errno in _CREATE_OPEN_ERRNOS:
@@ -301,6 +289,7 @@ def open_sub(
             # subflow). Wait for that (ESTABLISHED event), then try again.
             _wait_fully_established(ev, token, deadline, timeout)
             pm._subflow_create(token, lhost, lport, rhost, rport, lid, backup, None)
+        pm._remember_id(token, lhost, lport, lid)
         sport = _wait_event(ev, fd, token, lhost, lport, rhost, rport, before, deadline)
     except _Timeout:
         _destroy_new(pm, fd, token, lhost, rhost, rport, before)
@@ -315,9 +304,7 @@ def open_sub(
     local_t = (lhost.text, sport)
     remote_t = (rhost.text, rport)
     for rec in _live(fd, "open_sub"):
-        if (rec.local[1] == sport and rec.remote[1] == rport
-                and _norm_host(_pm.parse_host(rec.local[0])).packed == lhost.packed
-                and _norm_host(_pm.parse_host(rec.remote[0])).packed == rhost.packed):
+        if rec.local[1] == sport and _same_pair(rec, lhost, rhost, rport):
             return _make_subflow(rec.id, tuple(rec.local), tuple(rec.remote), 1 if backup else 0)
     raise SubflowOpenError(
         _errno.ECONNRESET,
@@ -331,14 +318,8 @@ def _fmt(h: "_pm._Host", port: Optional[int]) -> str:
 
 
 def _same_pair(rec: Any, lhost: "_pm._Host", rhost: "_pm._Host", rport: int) -> bool:
-    try:
-        return (
-            rec.remote[1] == rport
-            and _norm_host(_pm.parse_host(rec.local[0])).packed == lhost.packed
-            and _norm_host(_pm.parse_host(rec.remote[0])).packed == rhost.packed
-        )
-    except ValueError:
-        return False
+    return (rec.remote[1] == rport and same_host(rec.local[0], lhost)
+            and same_host(rec.remote[0], rhost))
 
 
 class _Timeout(Exception):

@@ -11,6 +11,7 @@ needs CAP_NET_ADMIN in the namespace.
 from __future__ import annotations
 
 import enum
+import collections
 import errno as _errno
 import ipaddress
 import os
@@ -20,6 +21,7 @@ import threading
 from typing import Any, NamedTuple, Optional, Union
 
 from . import _netlink as nl
+from ._addr import Host, parse_ip
 from ._errors import (
     MPTCPError,
     MPTCPPermissionError,
@@ -140,10 +142,7 @@ Conn = Any  # a socket-like object (fileno()) or an int token
 # ---------------------------------------------------------------- validation
 
 
-class _Host(NamedTuple):
-    family: int
-    packed: bytes
-    text: str
+_Host = Host
 
 
 def _is_int(value: object) -> bool:
@@ -153,21 +152,13 @@ def _is_int(value: object) -> bool:
 def parse_host(host: object, what: str = "address") -> _Host:
     """Validate an IP address text: TypeError / ValueError."""
     if isinstance(host, (ipaddress.IPv4Address, ipaddress.IPv6Address)):
-        ip: Union[ipaddress.IPv4Address, ipaddress.IPv6Address] = host
-    else:
-        if not isinstance(host, str):
-            raise TypeError(f"{what} must be an IP address string, not {type(host).__name__}")
-        text = host
-        if text.startswith("[") and text.endswith("]"):
-            text = text[1:-1]
-        text = text.split("%", 1)[0]
-        try:
-            ip = ipaddress.ip_address(text)
-        except ValueError:
-            raise ValueError(f"{what} {host!r} is not a valid IPv4 or IPv6 address") from None
-    if ip.version == 4:
-        return _Host(socket.AF_INET, ip.packed, str(ip))
-    return _Host(socket.AF_INET6, ip.packed, str(ip))
+        host = str(host)
+    if not isinstance(host, str):
+        raise TypeError(f"{what} must be an IP address string, not {type(host).__name__}")
+    try:
+        return parse_ip(host)
+    except ValueError:
+        raise ValueError(f"{what} {host!r} is not a valid IPv4 or IPv6 address") from None
 
 
 def check_port(port: object, what: str = "port") -> int:
@@ -396,6 +387,10 @@ class PathManager:
         self._lock = threading.Lock()
         self._nl: Optional[nl.GenlSocket] = nl.GenlSocket(FAMILY_NAME, error_hook=_GLOBAL_HOOK)
         self._addr_table = nl.AttrTable(ADDR_ATTR_MAX)
+        # (token, packed address, port) -> the address id the kernel accepted for it
+        # on that connection; saves open_sub a GET_ADDR dump per call. Bounded; a
+        # stale entry is caught by the kernel ("did not match address and id").
+        self._ids: "collections.OrderedDict[tuple[int, bytes, int], int]" = collections.OrderedDict()
 
     # -- lifecycle
 
@@ -687,10 +682,16 @@ class PathManager:
 
         self._do(CMD_REMOVE, enc, f"removing address id {id}", per_connection=True)
 
+    _IDS_MAX = 1024
+
     def _local_id(self, token: int, host: _Host, port: int) -> int:
         # The kernel keys a connection's local addresses by address and port and
         # refuses a known address with another id: reuse its id, else the lowest
         # free one (5.19-6.6 cannot list them: fall back to 1).
+        known = self._ids.get((token, host.packed, port))
+        if known is not None:
+            return known
+
         def enc(e: nl.Encoder) -> None:
             e.put_u32(ATTR_TOKEN, token)
 
@@ -713,6 +714,16 @@ class PathManager:
             if i not in used:
                 return i
         raise PathManagerError(_errno.ENOSPC, "all 255 address ids of the connection are in use")
+
+    def _remember_id(self, token: int, host: _Host, port: int, local_id: int) -> None:
+        """The kernel accepted ``local_id`` for this address on this connection."""
+        self._ids[(token, host.packed, port)] = local_id
+        self._ids.move_to_end((token, host.packed, port))
+        while len(self._ids) > self._IDS_MAX:
+            self._ids.popitem(last=False)
+
+    def _forget_id(self, token: int, host: _Host, port: int) -> None:
+        self._ids.pop((token, host.packed, port), None)
 
     def create_subflow(
         self,

@@ -18,6 +18,7 @@ import pytest
 
 import mptcp
 
+from mptcp import pm as P
 from mptcp.lab import Lab
 
 MIB = 1024 * 1024
@@ -280,3 +281,26 @@ def test_without_cap_net_admin(ulab: Lab, server: Any) -> None:
         assert out[name][1] == errno.EPERM
         assert "CAP_NET_ADMIN" in out[name][2]
 
+
+
+
+def test_open_sub_recovers_from_a_stale_address_id(ulab: Lab, server: Any) -> None:
+    """open_sub remembers the address id the kernel accepted for a local address;
+    when that memory is wrong (another actor re-added the address with another id,
+    or a token was reused) the kernel answers "did not match address and id" and
+    open_sub asks the kernel (GET_ADDR) and tries again."""
+    with established(ulab, server.port) as s:
+        c2, s2 = ulab.client_addrs["v4"][1], ulab.server_addrs["v4"][1]
+        tok = mptcp.info(s).token
+
+        def open_with_a_wrong_memory() -> Any:
+            sf = mptcp.open_sub(s, local=c2, remote=s2)
+            mptcp.close_sub(s, sf.id)
+            pm = P.thread_pm()
+            key = (tok, P.parse_host(c2).packed, 0)
+            assert key in pm._ids
+            pm._ids[key] = (pm._ids[key] % 200) + 17  # an id the kernel never gave it
+            return mptcp.open_sub(s, local=c2, remote=s2)
+
+        sf = in_client(ulab, open_with_a_wrong_memory)
+        assert sf.id in mptcp.get_sub_ids(s) and sf.local[0] == c2

@@ -1,0 +1,48 @@
+"""IP address text: validation and the canonical form, shared by the API and the
+path manager. socket.inet_pton/inet_ntop rather than ipaddress: the same answers
+for addresses, at a tenth of the cost on the open_sub path (and a lighter import)."""
+
+from __future__ import annotations
+
+import socket
+from typing import NamedTuple
+
+
+class Host(NamedTuple):
+    family: int
+    packed: bytes
+    text: str  # canonical: IPv6 compressed, no brackets, no scope
+
+
+def parse_ip(text: str) -> Host:
+    """``Host`` for an IPv4 or IPv6 address text (``[...]`` and ``%scope`` allowed).
+
+    Raises ``ValueError`` if it is not an address (the caller checks the type).
+    """
+    if text.startswith("[") and text.endswith("]"):
+        text = text[1:-1]
+    text = text.split("%", 1)[0]
+    family = socket.AF_INET6 if ":" in text else socket.AF_INET
+    try:
+        packed = socket.inet_pton(family, text)
+    except OSError:
+        raise ValueError(f"{text!r} is not an IPv4 or IPv6 address") from None
+    return Host(family, packed, socket.inet_ntop(family, packed))
+
+
+_V4_MAPPED = b"\0" * 10 + b"\xff\xff"
+
+
+def unmap_v4(host: Host) -> Host:
+    """An IPv4-mapped IPv6 address (``::ffff:a.b.c.d``, what an AF_INET6 socket
+    reports for an IPv4 peer) as the IPv4 address; any other address unchanged."""
+    if host.family == socket.AF_INET6 and host.packed[:12] == _V4_MAPPED:
+        packed = host.packed[12:]
+        return Host(socket.AF_INET, packed, socket.inet_ntop(socket.AF_INET, packed))
+    return host
+
+
+def same_host(text: str, host: Host) -> bool:
+    """Whether a canonical address text (as the core decodes it) is ``host``, also
+    when it is ``host`` v4-mapped."""
+    return text == host.text or (host.family == socket.AF_INET and text == "::ffff:" + host.text)
