@@ -20,7 +20,6 @@ import os
 import platform
 import socket
 import statistics
-import subprocess
 import sys
 import time
 
@@ -28,45 +27,13 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.join(HERE, "..", "src"))
 
 import mptcp  # noqa: E402
-from mptcp.lab import Lab  # noqa: E402
-
-
-# An MPTCP and a plain TCP listener that accept and read until EOF, in their own
-# process; prints "PORTS <mptcp> <tcp>" once listening.
-SERVER = r"""
-import socket, threading
-def listener(proto):
-    s = socket.socket(socket.AF_INET, socket.SOCK_STREAM, proto)
-    s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    s.bind(("0.0.0.0", 0)); s.listen(512)
-    return s
-def reader(c):
-    with c:
-        while c.recv(1 << 16):
-            pass
-def acceptor(s):
-    while True:
-        c, _ = s.accept()
-        threading.Thread(target=reader, args=(c,), daemon=True).start()
-m, t = listener(262), listener(socket.IPPROTO_TCP)
-for s in (m, t):
-    threading.Thread(target=acceptor, args=(s,), daemon=True).start()
-print("PORTS", m.getsockname()[1], t.getsockname()[1], flush=True)
-threading.Event().wait()
-"""
+from mptcp.lab import IPPROTO_MPTCP, Lab  # noqa: E402
 
 
 def run(rounds: int) -> dict[str, object]:
     with Lab(prefix="mptcpbench", userspace_pm=True, endpoint=False, ipv6=False) as lab:
-        server = subprocess.Popen(["ip", "netns", "exec", lab.server_ns, sys.executable, "-c", SERVER],
-                                  stdout=subprocess.PIPE, text=True)
-        try:
-            assert server.stdout is not None
-            _, mport, tport = server.stdout.readline().split()
-            return _measure(lab, rounds, int(mport), int(tport))
-        finally:
-            server.kill()
-            server.wait()
+        with lab.sink_process(IPPROTO_MPTCP, socket.IPPROTO_TCP) as (mport, tport):
+            return _measure(lab, rounds, mport, tport)
 
 
 def _measure(lab: Lab, rounds: int, mport: int, tport: int) -> dict[str, object]:

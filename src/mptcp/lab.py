@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import atexit
 import concurrent.futures
+import contextlib
 import ctypes
 import hashlib
 import itertools
@@ -36,9 +37,10 @@ import secrets
 import signal
 import socket
 import subprocess
+import sys
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import Any, TypeVar
 
 __all__ = [
@@ -470,15 +472,44 @@ class Server:
         self.close()
 
 
-def _enter_netns(path: str) -> None:
+def _setns(fd: int, what: str) -> None:
     libc = ctypes.CDLL(None, use_errno=True)
+    if libc.setns(fd, _CLONE_NEWNET) != 0:
+        e = ctypes.get_errno()
+        raise OSError(e, f"setns({what}): {os.strerror(e)}")
+
+
+def _enter_netns(path: str) -> None:
     fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
     try:
-        if libc.setns(fd, _CLONE_NEWNET) != 0:
-            e = ctypes.get_errno()
-            raise OSError(e, f"setns({path}): {os.strerror(e)}")
+        _setns(fd, path)
     finally:
         os.close(fd)
+
+
+# A sink server for Lab.sink_process: one listener per protocol given on the
+# command line, a reader thread per connection, "PORTS p1 p2 ..." once listening.
+_SINK_SERVER = r"""
+import socket, sys, threading
+def reader(c):
+    with c:
+        while c.recv(1 << 16):
+            pass
+def acceptor(s):
+    while True:
+        c, _ = s.accept()
+        threading.Thread(target=reader, args=(c,), daemon=True).start()
+ports = []
+for proto in map(int, sys.argv[1:]):
+    s = socket.socket(socket.AF_INET, socket.SOCK_STREAM, proto)
+    s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    s.bind(("0.0.0.0", 0))
+    s.listen(512)
+    ports.append(s.getsockname()[1])
+    threading.Thread(target=acceptor, args=(s,), daemon=True).start()
+print("PORTS", *ports, flush=True)
+threading.Event().wait()
+"""
 
 
 def _netns_inode() -> int:
@@ -660,6 +691,47 @@ class Lab:
     ) -> Socket:
         """Create a socket in namespace ``ns`` (usable from any thread)."""
         return self.run_in(ns, socket.socket, family, type, proto)
+
+    @contextlib.contextmanager
+    def inside(self, ns: str) -> Iterator[None]:
+        """Move the calling thread into namespace ``ns`` for the block, then back.
+
+        For code that must not leave worker threads behind (a benchmark of the
+        GIL-sensitive read path); sockets made inside stay in ``ns`` afterwards.
+        """
+        if ns not in self._namespaces:
+            raise ValueError(f"{ns!r} is not a namespace of this lab")
+        home = os.open("/proc/thread-self/ns/net", os.O_RDONLY | os.O_CLOEXEC)
+        try:
+            _enter_netns(os.path.join(_NETNS_DIR, ns))
+            try:
+                yield
+            finally:
+                _setns(home, "the thread's own namespace")
+        finally:
+            os.close(home)
+
+    @contextlib.contextmanager
+    def sink_process(self, *protos: int) -> Iterator[list[int]]:
+        """Sink servers in their own process in the server namespace: one listener
+        per protocol in ``protos`` (wildcard IPv4 address), each reading every
+        connection until EOF. Yields their ports; the process is killed on exit.
+
+        Unlike :meth:`start_server`, no Python thread of this process serves, so
+        the measured process is left alone (benchmarks)."""
+        proc = subprocess.Popen(
+            ["ip", "netns", "exec", self.server_ns, sys.executable, "-c", _SINK_SERVER,
+             *map(str, protos)],
+            stdout=subprocess.PIPE, text=True)
+        try:
+            assert proc.stdout is not None
+            line = proc.stdout.readline().split()
+            if not line or line[0] != "PORTS":
+                raise LabError(f"the sink process did not start (exit code {proc.poll()})")
+            yield [int(p) for p in line[1:]]
+        finally:
+            proc.kill()
+            proc.wait()
 
     def sh(self, ns: str, *args: str, check: bool = True) -> str:
         """Run a command in ``ns`` (``ip netns exec``) and return its stdout."""

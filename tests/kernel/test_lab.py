@@ -11,6 +11,7 @@ from typing import Any
 
 import pytest
 
+import mptcp
 import mptcp.lab as lab_mod
 from mptcp.lab import Lab, cleanup_stale, parse_ss_mptcp, parse_ss_subflows
 
@@ -141,6 +142,37 @@ def test_ifindex_and_devices(lab: Lab) -> None:
     idx = lab.ifindex(lab.client_ns, "c2")
     assert f"{idx}: c2@" in lab.ip(lab.client_ns, "-o", "link", "show", "dev", "c2")
     assert lab.ifindex(lab.server_ns, "lo") == 1
+
+
+def test_inside_moves_only_the_block_into_the_namespace(lab: Lab) -> None:
+    home = os.stat("/proc/thread-self/ns/net").st_ino
+    srv = lab.start_server()
+    with lab.inside(lab.client_ns):
+        assert os.stat("/proc/thread-self/ns/net").st_ino == os.stat(
+            f"/run/netns/{lab.client_ns}").st_ino
+        s = socket.socket(socket.AF_INET, socket.SOCK_STREAM, lab_mod.IPPROTO_MPTCP)
+    assert os.stat("/proc/thread-self/ns/net").st_ino == home
+    with s:  # the socket stays in the client namespace: its path-1 route works
+        s.settimeout(5)
+        s.connect((lab.server_addrs["v4"][0], srv.port))
+        s.sendall(b"y" * 5000)
+    assert srv.wait_result()[0] == 5000
+    with pytest.raises(ValueError):
+        with lab.inside("not-a-lab-namespace"):
+            pass
+
+
+def test_sink_process_serves_every_protocol_from_another_process(lab: Lab) -> None:
+    with lab.sink_process(lab_mod.IPPROTO_MPTCP, socket.IPPROTO_TCP) as ports:
+        assert len(ports) == 2
+        for port, proto in zip(ports, (lab_mod.IPPROTO_MPTCP, socket.IPPROTO_TCP)):
+            listener = lab.sh(lab.server_ns, "ss", "-tlnpH", f"sport = :{port}")
+            assert "pid=" in listener and f"pid={os.getpid()}," not in listener, listener
+            with lab.connect(port=port, proto=proto) as s:
+                s.sendall(b"z" * 100_000)
+                assert mptcp.is_mptcp(s) == (proto == lab_mod.IPPROTO_MPTCP)
+    with pytest.raises(OSError):  # the process is gone with its listeners
+        lab.connect(port=ports[0])
 
 
 def test_userspace_pm_lab(lab_userspace: Lab) -> None:
