@@ -71,8 +71,7 @@ cdef class Poller:
             raise RuntimeError("Poller.poll() called from two threads at once: use one Poller per thread")
         self.busy = True
         while True:
-            with nogil:
-                err = full_info_call(self.fd, &self.hdr, self.sf, self.ti, self.cap, &self.length)
+            err = full_info_call(self.fd, &self.hdr, self.sf, self.ti, self.cap, &self.length)
             if err or self.hdr.num_subflows <= self.cap:
                 break
             try:

@@ -43,28 +43,34 @@ def build_double(outdir: str | os.PathLike[str] | None = None) -> pathlib.Path:
     :class:`CompilerNotFound` without gcc, :class:`BuildError` (with gcc's
     output) if compilation fails.
     """
+    return build_preload(SOURCE, SO_NAME, outdir)
+
+
+def build_preload(source: pathlib.Path, so_name: str,
+                  outdir: str | os.PathLike[str] | None = None) -> pathlib.Path:
+    """Compile one LD_PRELOAD object from ``source`` as ``outdir/so_name`` (cached)."""
     out = pathlib.Path(outdir) if outdir is not None else DEFAULT_OUTDIR
     out.mkdir(parents=True, exist_ok=True)
-    so = out / SO_NAME
-    if so.exists() and so.stat().st_mtime >= SOURCE.stat().st_mtime:
+    so = out / so_name
+    if so.exists() and so.stat().st_mtime >= source.stat().st_mtime:
         return so
     gcc = find_gcc()
     if gcc is None:
-        raise CompilerNotFound("gcc not found: cannot build the draft-kernel test double")
+        raise CompilerNotFound(f"gcc not found: cannot build {source.name}")
     # Compile to a private name then rename: parallel test runs never load a
     # half-written object.
-    fd, tmp = tempfile.mkstemp(prefix=".draft_double.", suffix=".so", dir=out)
+    fd, tmp = tempfile.mkstemp(prefix=f".{so_name}.", suffix=".so", dir=out)
     os.close(fd)
     try:
         proc = subprocess.run(
-            [gcc, *CFLAGS, "-o", tmp, str(SOURCE), *LIBS],
+            [gcc, *CFLAGS, "-o", tmp, str(source), *LIBS],
             capture_output=True,
             text=True,
             check=False,
         )
         if proc.returncode != 0:
             raise BuildError(
-                f"gcc failed ({proc.returncode}) building {SOURCE}:\n{proc.stderr}"
+                f"gcc failed ({proc.returncode}) building {source}:\n{proc.stderr}"
             )
         # mkstemp made it 0600; other users (non-root test runs) must load it.
         os.chmod(tmp, 0o755)
