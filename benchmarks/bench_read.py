@@ -12,6 +12,8 @@ ratios (library calls/s divided by C calls/s) is reported.
 Pairs (library call vs C loop):
 
 * ``Poller.poll()``          vs FULL_INFO (136-byte header, arrays of 8)
+* ``Poller.poll()`` while a second Python thread exists (informational): the core
+  then hands the GIL off around the syscall, as in any threaded program
 * ``mptcp.get_sub_ids(sock)`` vs FULL_INFO
 * ``mptcp.info(sock)``        vs MPTCP_INFO (96 bytes)
 * ``mptcp.subflows(sock)``    vs FULL_INFO (2 live subflows)
@@ -21,7 +23,10 @@ Also: the ``sys.getallocatedblocks()`` delta over 100,000 ``poll()`` calls, and
 (when a target is missed, or with ``--variants always``) per-call timings of
 variants that split a call's cost into syscall, core decoding and Python layer.
 
-The garbage collector is off while a loop is timed (as ``timeit`` does). The
+The measured process has one Python thread, like a polling tool: the server runs
+in its own process (``Lab.sink_process``) and the connection is made by this thread
+stepping into the client namespace (``Lab.inside``); lab worker threads would make
+every read pay the GIL hand-off. The garbage collector is off while a loop is timed (as ``timeit`` does). The
 library side is timed in Python with ``time.perf_counter_ns`` around a plain
 ``for`` loop over a pre-bound callable, so the Python loop itself counts against
 the library; the C side times its own loop with ``clock_gettime(CLOCK_MONOTONIC)``.
@@ -42,6 +47,7 @@ import statistics
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from pathlib import Path
 from typing import Any, Callable, Dict, List, Optional
@@ -58,7 +64,7 @@ if (SRC / "mptcp").is_dir() and str(SRC) not in sys.path:
 
 import mptcp  # noqa: E402
 from mptcp import _mptcp as core  # noqa: E402
-from mptcp.lab import Lab  # noqa: E402
+from mptcp.lab import IPPROTO_MPTCP, Lab  # noqa: E402
 
 SOL_MPTCP = 284
 MPTCP_INFO = 1
@@ -163,10 +169,14 @@ def timed(run: Callable[[int], int], n: int) -> float:
 # --------------------------------------------------------------------------------
 # Setup
 # --------------------------------------------------------------------------------
-def open_connection(lab: Lab) -> socket.socket:
-    srv = lab.start_server()
-    sock = lab.connect(port=srv.port)
+def open_connection(lab: Lab, port: int) -> socket.socket:
+    """A two-subflow connection made by this thread, which steps into the client
+    namespace for the connect: no lab worker thread is left in this process."""
+    with lab.inside(lab.client_ns):
+        sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM, IPPROTO_MPTCP)
     try:
+        sock.settimeout(5)
+        sock.connect((lab.server_addrs["v4"][0], port))
         # The in-kernel endpoint opens the second subflow once data flows.
         sock.sendall(b"x" * 64 * 1024)
         lab.wait_for(lambda: len(mptcp.subflows(sock)) == 2, timeout=10.0,
@@ -175,6 +185,21 @@ def open_connection(lab: Lab) -> socket.socket:
         sock.close()
         raise
     return sock
+
+
+def with_idle_thread(run: Callable[[int], int]) -> Callable[[int], int]:
+    """``run`` while a second Python thread exists (blocked, not running): the core
+    then hands the GIL off around each syscall, as in a threaded program."""
+    def wrapped(n: int) -> int:
+        stop = threading.Event()
+        t = threading.Thread(target=stop.wait, daemon=True)
+        t.start()
+        try:
+            return run(n)
+        finally:
+            stop.set()
+            t.join()
+    return wrapped
 
 
 def sanity(lib: ctypes.CDLL, sock: socket.socket, poller: Any) -> Dict[str, Any]:
@@ -344,10 +369,11 @@ def main(argv: Optional[List[str]] = None) -> int:
 
     started = time.monotonic()
     lib = build_baseline()
-    lab = Lab(endpoint=True)
-    try:
-        sock = open_connection(lab)
-        try:
+    with Lab(endpoint=True) as lab, lab.sink_process(IPPROTO_MPTCP) as (port,):
+        with open_connection(lab, port) as sock:
+            if threading.active_count() != 1:
+                raise RuntimeError(f"the measured process must have one Python thread, not "
+                                   f"{threading.enumerate()}")
             fd = sock.fileno()
             poller = mptcp.Poller(sock)
             meta: Dict[str, Any] = {
@@ -362,6 +388,9 @@ def main(argv: Optional[List[str]] = None) -> int:
             pairs: List[Dict[str, Any]] = [
                 {"name": "poll", "label": "Poller.poll()", "lib": loop0(poller.poll),
                  "c_label": "FULL_INFO", "c": c_full, "target": 0.85},
+                {"name": "poll_threaded", "label": "Poller.poll() +1 thread",
+                 "lib": with_idle_thread(loop0(poller.poll)), "c_label": "FULL_INFO",
+                 "c": c_full, "target": None},
                 {"name": "get_sub_ids", "label": "mptcp.get_sub_ids(sock)",
                  "lib": loop1(mptcp.get_sub_ids, sock), "c_label": "FULL_INFO", "c": c_full,
                  "target": 0.7},
@@ -383,10 +412,6 @@ def main(argv: Optional[List[str]] = None) -> int:
             if poller.poll() != 2:
                 raise RuntimeError("the connection lost a subflow during the benchmark")
             poller.close()
-        finally:
-            sock.close()
-    finally:
-        lab.close()
 
     elapsed = time.monotonic() - started
     print_report(meta, pairs, blocks, variants)
