@@ -26,8 +26,8 @@ variants that split a call's cost into syscall, core decoding and Python layer.
 The measured process has one Python thread, like a polling tool: the server runs
 in its own process (``Lab.sink_process``) and the connection is made by this thread
 stepping into the client namespace (``Lab.inside``); lab worker threads would make
-every read pay the GIL hand-off. The garbage collector is off while a loop is timed (as ``timeit`` does). The
-library side is timed in Python with ``time.perf_counter_ns`` around a plain
+every read pay the GIL hand-off. The garbage collector is off while a loop is
+timed (as ``timeit`` does). The library side is timed in Python with ``time.perf_counter_ns`` around a plain
 ``for`` loop over a pre-bound callable, so the Python loop itself counts against
 the library; the C side times its own loop with ``clock_gettime(CLOCK_MONOTONIC)``.
 """

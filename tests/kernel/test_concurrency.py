@@ -208,8 +208,9 @@ print(json.dumps(out))
 
 
 def test_gil_released_in_poll_only_when_another_thread_exists(ulab: Lab) -> None:
-    """Poller.poll keeps the GIL while it is the only Python thread and releases
-    it as soon as another exists (checked on every call, not cached)."""
+    """Poller.poll works while it is the only Python thread (it keeps the GIL then:
+    tests/unit/test_gil_policy.py) and releases the GIL as soon as another thread
+    exists, though the Poller was made before that thread: the check is per call."""
     sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[1] / "draftkernel"))
     try:
         from build import build_preload, child_env
@@ -230,7 +231,7 @@ def test_gil_released_in_poll_only_when_another_thread_exists(ulab: Lab) -> None
           f"spanning {out['inside_span_s']:.3f} s")
     assert out["threads_at_start"] == 1
     assert out["n_alone"] == 1 and out["n_threaded"] == 1
-    assert out["alone_s"] >= 0.75          # two sleeping calls (construction + poll)
+    assert out["alone_s"] >= 0.75          # at least two sleeping calls (construction, poll)
     assert out["threaded_s"] >= 0.39       # really inside the sleeping getsockopt
     assert out["stamps_inside"] >= 50 and out["inside_span_s"] >= 0.25, out
 
