@@ -7,6 +7,9 @@ cdef extern from "<sys/socket.h>" nogil:
     ctypedef unsigned int socklen_t
     int getsockopt(int fd, int level, int optname, void *optval, socklen_t *optlen)
     int setsockopt(int fd, int level, int optname, const void *optval, socklen_t optlen)
+    struct sockaddr:
+        pass
+    int getpeername(int fd, sockaddr *addr, socklen_t *addrlen)
     int AF_INET
     int AF_INET6
     int SOL_SOCKET

@@ -523,6 +523,16 @@ cdef inline int sockopt_read(int fd, int level, int name, void *buf, socklen_t *
     return err
 
 
+def peer_name(int fd):
+    """(host, port) of the socket's peer (getpeername), None for a family other
+    than IPv4/IPv6; raises through the hook (ENOTCONN: not connected)."""
+    cdef mptcpk_sockaddr_storage sa
+    cdef socklen_t length = sizeof(sa)
+    if getpeername(fd, <sockaddr *>&sa, &length) != 0:
+        raise_errno(errno, "getpeername", fd)
+    return decode_sockaddr(<const uint8_t *>&sa, length)
+
+
 def is_only_python_thread():
     """Whether the short sockopt reads would keep the GIL right now (for tests)."""
     return only_python_thread()

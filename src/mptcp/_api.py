@@ -62,7 +62,8 @@ def _control() -> Any:
 
 
 def _check_int(name: str, value: Any) -> int:
-    if isinstance(value, bool) or not isinstance(value, numbers.Integral):
+    if type(value) is not int and (isinstance(value, bool)
+                                   or not isinstance(value, numbers.Integral)):
         raise TypeError(f"{name} must be an int, not {type(value).__name__}")
     return int(value)
 
@@ -189,7 +190,8 @@ def open_sub(
         backup = backup or bool(subflow.prio)
     if not isinstance(backup, bool):
         raise TypeError(f"backup must be a bool, not {type(backup).__name__}")
-    if isinstance(timeout, bool) or not isinstance(timeout, numbers.Real):
+    if isinstance(timeout, bool) or not (type(timeout) in (int, float)
+                                         or isinstance(timeout, numbers.Real)):
         raise TypeError(f"timeout must be a number of seconds, not {type(timeout).__name__}")
     if not timeout > 0:
         raise ValueError(f"timeout must be > 0 seconds, not {timeout!r}")

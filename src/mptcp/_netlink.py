@@ -448,6 +448,15 @@ class GenlFamily(NamedTuple):
 ErrorHook = Callable[[int, Optional[str], int, str], MPTCPError]
 
 
+# What a request does, for error messages: a str, or a callable that formats it
+# only when an error is raised (hot requests skip the formatting).
+What = Union[str, Callable[[], str]]
+
+
+def _what_text(what: What) -> str:
+    return what() if callable(what) else what
+
+
 def _default_error(err: int, extack: Optional[str], cmd: int, what: str) -> MPTCPError:
     text = f"{what} (kernel: {extack})" if extack else what
     return error_from_errno(err, text)
@@ -574,7 +583,7 @@ class GenlSocket:
         cmd: int,
         encode: Optional[Callable[[Encoder], None]],
         flags: int,
-        what: str,
+        what: What,
         family: Optional[int] = None,
         error_hook: Optional[ErrorHook] = None,
     ) -> list[GenlMessage]:
@@ -595,7 +604,7 @@ class GenlSocket:
                 if mtype == NLMSG_ERROR:
                     ack = parse_error(view, off)
                     if ack.error:
-                        raise hook(ack.error, _ack_text(ack), cmd, what)
+                        raise hook(ack.error, _ack_text(ack), cmd, _what_text(what))
                     if not dump:
                         return replies
                     continue
@@ -610,7 +619,7 @@ class GenlSocket:
                                     view, off + NLMSG_HDRLEN + 4, off + mlen
                                 )
                                 ack = ack._replace(message=tlv.str(NLMSGERR_ATTR_MSG))
-                            raise hook(ack.error, ack.message, cmd, what)
+                            raise hook(ack.error, ack.message, cmd, _what_text(what))
                     return replies
                 if mtype in (NLMSG_NOOP, NLMSG_OVERRUN):
                     continue
@@ -624,7 +633,7 @@ class GenlSocket:
         cmd: int,
         encode: Optional[Callable[[Encoder], None]] = None,
         *,
-        what: str = "",
+        what: What = "",
         error_hook: Optional[ErrorHook] = None,
     ) -> list[GenlMessage]:
         """Send ``cmd`` with NLM_F_ACK; return the replies that came before the ack.
@@ -639,7 +648,7 @@ class GenlSocket:
         cmd: int,
         encode: Optional[Callable[[Encoder], None]] = None,
         *,
-        what: str = "",
+        what: What = "",
         error_hook: Optional[ErrorHook] = None,
     ) -> list[GenlMessage]:
         """Send ``cmd`` as a dump (NLM_F_DUMP) and collect messages until NLMSG_DONE."""

@@ -26,6 +26,7 @@ import threading
 import time
 from typing import Any, NamedTuple, Optional
 
+from . import _mptcp as _core
 from . import _netlink as nl
 from ._addr import same_host, unmap_v4
 from . import pm as _pm
@@ -107,15 +108,14 @@ def _norm_host(h: "_pm._Host") -> "_pm._Host":
 
 
 def _peer_of(fd: int) -> tuple[str, int]:
-    s = socket.socket(fileno=fd)
     try:
-        peer = s.getpeername()
+        peer = _core.peer_name(fd)
     except OSError as err:
         raise NotMPTCPError(err.errno or _errno.ENOTCONN,
                             "the socket has no peer: not connected") from err
-    finally:
-        s.detach()
-    return peer[0], peer[1]
+    if peer is None:
+        raise NotMPTCPError(_errno.EAFNOSUPPORT, "the socket's peer is not an IPv4/IPv6 address")
+    return peer
 
 
 def route_source(remote: "_pm._Host", port: int) -> "_pm._Host":
@@ -162,9 +162,7 @@ def _hosts_of(rec: Any) -> tuple[_Addr, _Addr]:
 
 def _make_subflow(sub_id: int, local: tuple[str, int], remote: tuple[str, int],
                   prio: Optional[int]) -> Any:
-    from ._types import Subflow
-
-    return Subflow(sub_id, local, remote, prio, None if prio is None else bool(prio), None)
+    return _core.make_subflow(sub_id, local, remote, prio, None)
 
 
 # ---------------------------------------------------------------- events socket
@@ -172,8 +170,8 @@ def _make_subflow(sub_id: int, local: tuple[str, int], remote: tuple[str, int],
 _tls = threading.local()
 
 
-def _events_socket() -> nl.GenlSocket:
-    ns = nl.netns_id()
+def _events_socket(ns: int) -> nl.GenlSocket:
+    """This thread's events socket for network namespace ``ns`` (netns_id)."""
     cache: Optional[dict[int, nl.GenlSocket]] = getattr(_tls, "ev", None)
     if cache is None:
         cache = _tls.ev = {}
@@ -259,8 +257,9 @@ def open_sub(
     _pm._check_families(lhost, rhost)
 
     before = {(r.local[1]) for r in _live(fd, "open_sub") if _same_pair(r, lhost, rhost, rport)}
-    pm = _pm.thread_pm()
-    ev = _events_socket()
+    ns = nl.netns_id()
+    pm = _pm.thread_pm(ns)
+    ev = _events_socket(ns)
     group = ev.family.groups.get(_pm.EVENTS_GROUP)
     if group is None:  # pragma: no cover - every kernel with the PM has it
         raise PathManagerError(_errno.ENOENT, "the mptcp_pm family has no events group")

@@ -18,6 +18,7 @@ import os
 import socket
 import struct
 import threading
+from collections.abc import Callable
 from typing import Any, NamedTuple, Optional, Union
 
 from . import _netlink as nl
@@ -420,10 +421,14 @@ class PathManager:
             raise MPTCPError(_errno.EBADF, "the PathManager is closed")
         return s
 
-    def _do(self, cmd: int, encode: Any, what: str, *, per_connection: bool = False,
-            dump: bool = False) -> list[nl.GenlMessage]:
+    def _do(self, cmd: int, encode: Any, what: Union[str, Callable[[], str]], *,
+            per_connection: bool = False, dump: bool = False) -> list[nl.GenlMessage]:
         hook = _CONN_HOOK if per_connection else _GLOBAL_HOOK
-        full = f"mptcp_pm {_CMD_NAMES[cmd]} ({what})" if what else f"mptcp_pm {_CMD_NAMES[cmd]}"
+
+        def full() -> str:  # formatted only for an error message
+            text = what() if callable(what) else what
+            return f"mptcp_pm {_CMD_NAMES[cmd]} ({text})" if text else f"mptcp_pm {_CMD_NAMES[cmd]}"
+
         with self._lock:
             s = self._sock()
             if dump:
@@ -786,7 +791,7 @@ class PathManager:
             put_addr(e, ATTR_ADDR_REMOTE, rhost, port=rport)
 
         self._do(CMD_SUBFLOW_CREATE, enc,
-                 f"opening a subflow {_fmt(lhost, lport)} -> {_fmt(rhost, rport)}",
+                 lambda: f"opening a subflow {_fmt(lhost, lport)} -> {_fmt(rhost, rport)}",
                  per_connection=True)
 
     def destroy_subflow(self, conn: Conn, local: tuple[str, int], remote: tuple[str, int]) -> None:
@@ -813,7 +818,7 @@ class PathManager:
             put_addr(e, ATTR_ADDR_REMOTE, rhost, port=rport)
 
         self._do(CMD_SUBFLOW_DESTROY, enc,
-                 f"closing the subflow {_fmt(lhost, lport)} -> {_fmt(rhost, rport)}",
+                 lambda: f"closing the subflow {_fmt(lhost, lport)} -> {_fmt(rhost, rport)}",
                  per_connection=True)
 
     def set_backup(self, conn: Conn, local: Address, remote: Address, backup: bool) -> None:
@@ -853,9 +858,11 @@ def _fmt(host: _Host, port: Optional[int]) -> str:
 _local = threading.local()
 
 
-def thread_pm() -> PathManager:
-    """A cached :class:`PathManager` for the calling thread's network namespace."""
-    ns = nl.netns_id()
+def thread_pm(ns: Optional[int] = None) -> PathManager:
+    """A cached :class:`PathManager` for the calling thread's network namespace
+    (``ns``: its :func:`_netlink.netns_id`, when the caller already has it)."""
+    if ns is None:
+        ns = nl.netns_id()
     cache: Optional[dict[int, PathManager]] = getattr(_local, "pms", None)
     if cache is None:
         cache = _local.pms = {}
