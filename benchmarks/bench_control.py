@@ -22,6 +22,7 @@ import socket
 import statistics
 import sys
 import time
+from typing import Any
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.join(HERE, "..", "src"))
@@ -42,12 +43,22 @@ def _measure(lab: Lab, rounds: int, mport: int, tport: int) -> dict[str, object]
     conn = lab.connect(port=mport)
     conn.sendall(b"warm")
 
-    def body() -> dict[str, list[float]]:
+    def body() -> dict[str, Any]:
         opens, closes, connects = [], [], []
+        rejected = 0
         clock = time.perf_counter_ns
         for i in range(rounds + 5):
             t0 = clock()
-            sf = mptcp.open_sub(conn, local=c2, remote=s2)
+            try:
+                sf = mptcp.open_sub(conn, local=c2, remote=s2)
+            except mptcp.SubflowOpenError:
+                # The server's in-kernel path manager sometimes rejects a join right
+                # after a close (its MPJoinRejected counter rises: it has not yet
+                # reaped the closed subflows); count it, do not time it.
+                rejected += 1
+                if rejected > rounds // 4:
+                    raise
+                continue
             t1 = clock()
             mptcp.close_sub(conn, sf.id)
             t2 = clock()
@@ -61,9 +72,10 @@ def _measure(lab: Lab, rounds: int, mport: int, tport: int) -> dict[str, object]
                 opens.append((t1 - t0) / 1e3)
                 closes.append((t2 - t1) / 1e3)
                 connects.append((t4 - t3) / 1e3)
-        return {"open": opens, "close": closes, "connect": connects}
+        return {"open": opens, "close": closes, "connect": connects, "rejected": rejected}
 
-    res = lab.run_in(lab.client_ns, body)
+    with lab.inside(lab.client_ns):  # this thread: no lab worker thread takes the GIL
+        res = body()
     conn.close()
     ratios = [o / c for o, c in zip(res["open"], res["connect"])]
     return {
@@ -71,6 +83,8 @@ def _measure(lab: Lab, rounds: int, mport: int, tport: int) -> dict[str, object]
         "kernel": platform.release(),
         "python": platform.python_version(),
         "rounds": rounds,
+        "timed_rounds": len(res["open"]),
+        "joins_rejected_by_peer": res["rejected"],
         "open_sub_median_us": round(statistics.median(res["open"]), 1),
         "connect_median_us": round(statistics.median(res["connect"]), 1),
         "close_sub_median_us": round(statistics.median(res["close"]), 1),
@@ -89,6 +103,7 @@ def main() -> None:
     print(f"open_sub  median {out['open_sub_median_us']:8.1f} us")
     print(f"connect() median {out['connect_median_us']:8.1f} us")
     print(f"close_sub median {out['close_sub_median_us']:8.1f} us")
+    print(f"joins rejected by the peer (not timed): {out['joins_rejected_by_peer']}")
     print(f"open_sub / connect: median ratio {out['open_sub_over_connect_median_ratio']}x "
           f"(target <= {out['target_ratio_max']}x)")
     text = json.dumps(out, indent=2)
