@@ -144,7 +144,10 @@ cdef inline void set_item(object rec, Py_ssize_t i, object value) noexcept:
 # --------------------------------------------------------------------------------
 # Addresses: a small cache so polling the same subflows allocates no new tuples
 # --------------------------------------------------------------------------------
-DEF ADDR_CACHE = 64
+# Two ways per set: the four addresses of a two-subflow connection never evict one
+# another (a direct-mapped table made about one run in ten 25 % slower at random).
+DEF ADDR_SETS = 64
+DEF ADDR_CACHE = 2 * ADDR_SETS
 
 cdef struct AddrKey:
     uint16_t family
@@ -182,13 +185,17 @@ cdef object decode_sockaddr(const uint8_t *sa, size_t avail):
     h = key.port
     for i in range(16):
         h = h * 31 + key.addr[i]
-    h = (h ^ (h >> 7)) % ADDR_CACHE
+    h = 2 * ((h ^ (h >> 7)) % ADDR_SETS)
     if addr_cache[h].value != NULL and memcmp(&addr_cache[h].key, &key, sizeof(key)) == 0:
         return <object>addr_cache[h].value
+    if addr_cache[h + 1].value != NULL and memcmp(&addr_cache[h + 1].key, &key, sizeof(key)) == 0:
+        return <object>addr_cache[h + 1].value
     if inet_ntop(family, key.addr, text, sizeof(text)) == NULL:
         return None
     value = (PyUnicode_DecodeASCII(text, strlen_(text), NULL), ntohs(key.port))
-    Py_XDECREF(addr_cache[h].value)
+    # The set's older entry goes; the newer moves to the second way.
+    Py_XDECREF(addr_cache[h + 1].value)
+    addr_cache[h + 1] = addr_cache[h]
     Py_INCREF(value)
     addr_cache[h].value = <PyObject *>value
     addr_cache[h].key = key

@@ -192,3 +192,35 @@ def test_ids_decoder_sorts_and_owns_every_id() -> None:
     assert ids == want
     # arrays shorter than the header claims: only what is there is read
     assert core.decode_full_info_ids(header, sfinfo[:264], tcpinfo) == [70000]
+
+
+def _addr_set(host: str, port: int) -> int:
+    """The core's address-cache set of an IPv4 sockaddr (mirrors decode_sockaddr)."""
+    import socket as _socket
+
+    h = struct.unpack("=H", struct.pack("!H", port))[0]  # the port as stored: network order
+    for b in _socket.inet_aton(host) + bytes(12):
+        h = (h * 31 + b) & 0xFFFFFFFF
+    return (h ^ (h >> 7)) % 64
+
+
+def test_address_cache_keeps_two_colliding_addresses() -> None:
+    # Two subflow addresses in one cache set must both stay cached (same tuple
+    # objects on the next decode); a third in that set evicts the oldest and every
+    # value stays right.
+    host = "10.0.1.2"
+    first = _addr_set(host, 40000)
+    ports = [p for p in range(40000, 60000) if _addr_set(host, p) == first][:3]
+    assert len(ports) == 3
+    remote = ref.sockaddr_in("10.0.1.1", 80)
+
+    def decode(*ps: int) -> list:  # type: ignore[type-arg]
+        elems = b"".join(ref.sockaddr_in(host, p) + remote for p in ps)
+        data = struct.pack("<4I", 16, len(ps), 256, 256) + elems
+        return [local for local, _ in core.decode_subflow_data(data, "addrs")[1]]
+
+    a1, b1 = decode(ports[0], ports[1])
+    a2, b2 = decode(ports[0], ports[1])
+    assert (a1, b1) == ((host, ports[0]), (host, ports[1]))
+    assert a2 is a1 and b2 is b1
+    assert decode(ports[2], ports[0], ports[1]) == [(host, p) for p in (ports[2], ports[0], ports[1])]
