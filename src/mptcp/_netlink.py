@@ -453,7 +453,8 @@ ErrorHook = Callable[[int, Optional[str], int, str], MPTCPError]
 What = Union[str, Callable[[], str]]
 
 
-def _what_text(what: What) -> str:
+def what_text(what: What) -> str:
+    """The text of a :data:`What`."""
     return what() if callable(what) else what
 
 
@@ -604,7 +605,7 @@ class GenlSocket:
                 if mtype == NLMSG_ERROR:
                     ack = parse_error(view, off)
                     if ack.error:
-                        raise hook(ack.error, _ack_text(ack), cmd, _what_text(what))
+                        raise hook(ack.error, _ack_text(ack), cmd, what_text(what))
                     if not dump:
                         return replies
                     continue
@@ -619,7 +620,7 @@ class GenlSocket:
                                     view, off + NLMSG_HDRLEN + 4, off + mlen
                                 )
                                 ack = ack._replace(message=tlv.str(NLMSGERR_ATTR_MSG))
-                            raise hook(ack.error, ack.message, cmd, _what_text(what))
+                            raise hook(ack.error, ack.message, cmd, what_text(what))
                     return replies
                 if mtype in (NLMSG_NOOP, NLMSG_OVERRUN):
                     continue

@@ -18,7 +18,6 @@ import os
 import socket
 import struct
 import threading
-from collections.abc import Callable
 from typing import Any, NamedTuple, Optional, Union
 
 from . import _netlink as nl
@@ -421,12 +420,12 @@ class PathManager:
             raise MPTCPError(_errno.EBADF, "the PathManager is closed")
         return s
 
-    def _do(self, cmd: int, encode: Any, what: Union[str, Callable[[], str]], *,
+    def _do(self, cmd: int, encode: Any, what: nl.What, *,
             per_connection: bool = False, dump: bool = False) -> list[nl.GenlMessage]:
         hook = _CONN_HOOK if per_connection else _GLOBAL_HOOK
 
         def full() -> str:  # formatted only for an error message
-            text = what() if callable(what) else what
+            text = nl.what_text(what)
             return f"mptcp_pm {_CMD_NAMES[cmd]} ({text})" if text else f"mptcp_pm {_CMD_NAMES[cmd]}"
 
         with self._lock:
