@@ -104,7 +104,6 @@ _S32 = struct.Struct("=i")
 _U64 = struct.Struct("=Q")
 _NLA_U8 = struct.Struct("=HHB3x")
 _NLA_U16 = struct.Struct("=HHH2x")
-_NLA_BE16 = struct.Struct("=HH2s2x")
 _NLA_U32 = struct.Struct("=HHI")
 _NLA_S32 = struct.Struct("=HHi")
 _NLA_U64 = struct.Struct("=HHQ")
@@ -150,38 +149,31 @@ class Encoder:
         self.pos = NLMSG_HDRLEN + GENL_HDRLEN
         return self
 
+    def _put_fixed(self, st: struct.Struct, nla_len: int, atype: int, value: int) -> None:
+        # st packs (nla_len, type, value) plus the alignment padding: st.size bytes
+        self._room(st.size)
+        st.pack_into(self.buf, self.pos, nla_len, atype, value)
+        self.pos += st.size
+
     def put_u8(self, atype: int, value: int) -> None:
-        self._room(8)
-        _NLA_U8.pack_into(self.buf, self.pos, 5, atype, value)
-        self.pos += 8
+        self._put_fixed(_NLA_U8, 5, atype, value)
 
     def put_u16(self, atype: int, value: int) -> None:
         """Host byte order u16 (what the kernel reads for most attributes)."""
-        self._room(8)
-        _NLA_U16.pack_into(self.buf, self.pos, 6, atype, value)
-        self.pos += 8
+        self._put_fixed(_NLA_U16, 6, atype, value)
 
     def put_be16(self, atype: int, value: int) -> None:
         """Network byte order u16."""
-        self._room(8)
-        _NLA_U16.pack_into(self.buf, self.pos, 6, atype, 0)
-        _BE16.pack_into(self.buf, self.pos + 4, value)
-        self.pos += 8
+        self._put_fixed(_NLA_U16, 6, atype, socket.htons(value))
 
     def put_u32(self, atype: int, value: int) -> None:
-        self._room(8)
-        _NLA_U32.pack_into(self.buf, self.pos, 8, atype, value)
-        self.pos += 8
+        self._put_fixed(_NLA_U32, 8, atype, value)
 
     def put_s32(self, atype: int, value: int) -> None:
-        self._room(8)
-        _NLA_S32.pack_into(self.buf, self.pos, 8, atype, value)
-        self.pos += 8
+        self._put_fixed(_NLA_S32, 8, atype, value)
 
     def put_u64(self, atype: int, value: int) -> None:
-        self._room(12)
-        _NLA_U64.pack_into(self.buf, self.pos, 12, atype, value)
-        self.pos += 12
+        self._put_fixed(_NLA_U64, 12, atype, value)
 
     def put_bytes(self, atype: int, data: Buffer) -> None:
         n = len(data)
