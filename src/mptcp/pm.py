@@ -161,22 +161,21 @@ def parse_host(host: object, what: str = "address") -> _Host:
         raise ValueError(f"{what} {host!r} is not a valid IPv4 or IPv6 address") from None
 
 
-def check_port(port: object, what: str = "port") -> int:
-    if not _is_int(port):
-        raise TypeError(f"{what} must be an int, not {type(port).__name__}")
-    assert isinstance(port, int)
-    if not 0 <= port <= 65535:
-        raise ValueError(f"{what} {port} is outside 0-65535")
-    return port
-
-
-def check_id(value: object, what: str = "id") -> int:
+def _check_range(value: object, what: str, lo: int, hi: int) -> int:
     if not _is_int(value):
         raise TypeError(f"{what} must be an int, not {type(value).__name__}")
     assert isinstance(value, int)
-    if not 1 <= value <= 255:
-        raise ValueError(f"{what} {value} is outside 1-255")
+    if not lo <= value <= hi:
+        raise ValueError(f"{what} {value} is outside {lo}-{hi}")
     return value
+
+
+def check_port(port: object, what: str = "port") -> int:
+    return _check_range(port, what, 0, 65535)
+
+
+def check_id(value: object, what: str = "id") -> int:
+    return _check_range(value, what, 1, 255)
 
 
 def parse_address(value: object, what: str) -> tuple[_Host, Optional[int]]:
