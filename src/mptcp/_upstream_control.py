@@ -24,6 +24,7 @@ import os
 import socket
 import threading
 import time
+from collections.abc import Iterator
 from typing import Any, NamedTuple, Optional
 
 from . import _mptcp as _core
@@ -329,47 +330,14 @@ EV_ESTABLISHED = 2
 EV_CLOSED = 3
 
 
-def _wait_fully_established(ev: nl.GenlSocket, token: int, deadline: float,
-                            timeout: float) -> None:
-    table = nl.AttrTable(EV_ATTR_MAX)
-    while True:
-        remaining = deadline - time.monotonic()
-        try:
-            if remaining <= 0:
-                raise socket.timeout()
-            ev.settimeout(remaining)
-            view, n = ev.recv_into_buffer()
-        except socket.timeout:
-            raise MPTCPTimeoutError(
-                _errno.ETIMEDOUT,
-                f"open_sub: the MPTCP connection did not become fully established within "
-                f"{timeout} s; the kernel adds subflows only after the peer has "
-                "acknowledged data on the first one: send data first",
-            ) from None
-        except OSError as err:
-            if err.errno == _errno.ENOBUFS:
-                return  # events lost: just try again
-            raise
-        for off, _mlen, _t, _f, _s in nl.iter_messages(view, n):
-            try:
-                msg = nl.decode_genl(view, off, into=table)
-            except ValueError:
-                continue
-            if msg.attrs.u32(EV_ATTR_TOKEN) != token:
-                continue
-            if msg.cmd == EV_ESTABLISHED:
-                return
-            if msg.cmd == EV_CLOSED:
-                raise NotMPTCPError(_errno.ENOTCONN, "open_sub: the connection was closed")
+class _EventsLost(Exception):
+    pass
 
 
-def _wait_event(ev: nl.GenlSocket, fd: int, token: int, lhost: "_pm._Host", lport: int,
-                rhost: "_pm._Host", rport: int, before: set[int], deadline: float) -> int:
-    """Block until the join's SUB_ESTABLISHED (returns the local port) or
-    SUB_CLOSED (raises SubflowOpenError)."""
-    table = nl.AttrTable(EV_ATTR_MAX)
-    s4 = lhost.family == socket.AF_INET
-    sattr, dattr = (EV_ATTR_SADDR4, EV_ATTR_DADDR4) if s4 else (EV_ATTR_SADDR6, EV_ATTR_DADDR6)
+def _event_messages(ev: nl.GenlSocket, deadline: float,
+                    table: nl.AttrTable) -> Iterator[nl.GenlMessage]:
+    """Decoded event messages as they arrive; raises _Timeout at the deadline and
+    _EventsLost when the kernel dropped events (ENOBUFS)."""
     while True:
         remaining = deadline - time.monotonic()
         if remaining <= 0:
@@ -381,13 +349,45 @@ def _wait_event(ev: nl.GenlSocket, fd: int, token: int, lhost: "_pm._Host", lpor
             raise _Timeout() from None
         except OSError as err:
             if err.errno == _errno.ENOBUFS:
-                return _poll_established(fd, lhost, lport, rhost, rport, before, deadline)
+                raise _EventsLost() from None
             raise
         for off, _mlen, _t, _f, _s in nl.iter_messages(view, n):
             try:
                 msg = nl.decode_genl(view, off, into=table)
             except ValueError:
                 continue
+            yield msg
+
+
+def _wait_fully_established(ev: nl.GenlSocket, token: int, deadline: float,
+                            timeout: float) -> None:
+    try:
+        for msg in _event_messages(ev, deadline, nl.AttrTable(EV_ATTR_MAX)):
+            if msg.attrs.u32(EV_ATTR_TOKEN) != token:
+                continue
+            if msg.cmd == EV_ESTABLISHED:
+                return
+            if msg.cmd == EV_CLOSED:
+                raise NotMPTCPError(_errno.ENOTCONN, "open_sub: the connection was closed")
+    except _Timeout:
+        raise MPTCPTimeoutError(
+            _errno.ETIMEDOUT,
+            f"open_sub: the MPTCP connection did not become fully established within "
+            f"{timeout} s; the kernel adds subflows only after the peer has "
+            "acknowledged data on the first one: send data first",
+        ) from None
+    except _EventsLost:
+        return  # just try again
+
+
+def _wait_event(ev: nl.GenlSocket, fd: int, token: int, lhost: "_pm._Host", lport: int,
+                rhost: "_pm._Host", rport: int, before: set[int], deadline: float) -> int:
+    """Block until the join's SUB_ESTABLISHED (returns the local port) or
+    SUB_CLOSED (raises SubflowOpenError)."""
+    s4 = lhost.family == socket.AF_INET
+    sattr, dattr = (EV_ATTR_SADDR4, EV_ATTR_DADDR4) if s4 else (EV_ATTR_SADDR6, EV_ATTR_DADDR6)
+    try:
+        for msg in _event_messages(ev, deadline, nl.AttrTable(EV_ATTR_MAX)):
             if msg.cmd not in (EV_SUB_ESTABLISHED, EV_SUB_CLOSED):
                 continue
             a = msg.attrs
@@ -408,6 +408,9 @@ def _wait_event(ev: nl.GenlSocket, fd: int, token: int, lhost: "_pm._Host", lpor
                 f"open_sub: the join {_fmt(lhost, sport)} -> {_fmt(rhost, rport)} failed: "
                 f"{os.strerror(code)}",
             )
+    except _EventsLost:
+        return _poll_established(fd, lhost, lport, rhost, rport, before, deadline)
+    raise AssertionError("unreachable: _event_messages ends only by raising")
 
 
 def _poll_established(fd: int, lhost: "_pm._Host", lport: int, rhost: "_pm._Host",

@@ -316,3 +316,49 @@ def test_sockopt_calls() -> None:
     with pytest.raises(TypeError):
         uc.set_sub_sockopt_int(-1, 1, socket.IPPROTO_TCP, socket.TCP_MAXSEG, "1000")
     assert uc.SUB_SOCKOPT_FIELDS == {(socket.IPPROTO_TCP, socket.TCP_MAXSEG): "snd_mss"}
+
+
+class _ScriptedEvents:
+    """Stands in for the events GenlSocket: hands out datagrams, then raises."""
+
+    def __init__(self, *items: object) -> None:
+        self.items = list(items)
+        self.timeouts: list[float] = []
+
+    def settimeout(self, t: float) -> None:
+        self.timeouts.append(t)
+
+    def recv_into_buffer(self) -> tuple[memoryview, int]:
+        item = self.items.pop(0)
+        if isinstance(item, BaseException):
+            raise item
+        assert isinstance(item, bytes)
+        return memoryview(bytearray(item)), len(item)
+
+
+def test_event_messages_yields_decodable_messages_then_reports_timeout_and_loss() -> None:
+    import errno
+    import socket
+    import time
+
+    event = nlmsg(28, 0, 0, bytes([uc.EV_SUB_ESTABLISHED, 1, 0, 0]) + nla(1, struct.pack("=I", 7)))
+    junk = nlmsg(28, 0, 0, b"\x01") + b"\0\0\0"  # too short for a genl header: skipped
+    table = nl.AttrTable(uc.EV_ATTR_MAX)
+    deadline = time.monotonic() + 30
+
+    ev = _ScriptedEvents(junk + event, socket.timeout())
+    msgs = uc._event_messages(ev, deadline, table)  # type: ignore[arg-type]
+    first = next(msgs)
+    assert first.cmd == uc.EV_SUB_ESTABLISHED and first.attrs.u32(uc.EV_ATTR_TOKEN) == 7
+    with pytest.raises(uc._Timeout):
+        next(msgs)
+    assert 0 < ev.timeouts[-1] <= 30  # the socket waits only until the deadline
+
+    lost = _ScriptedEvents(OSError(errno.ENOBUFS, "lost"))
+    with pytest.raises(uc._EventsLost):
+        next(uc._event_messages(lost, deadline, table))  # type: ignore[arg-type]
+    other = _ScriptedEvents(OSError(errno.EBADF, "closed"))
+    with pytest.raises(OSError):
+        next(uc._event_messages(other, deadline, table))  # type: ignore[arg-type]
+    with pytest.raises(uc._Timeout):  # past the deadline: no receive at all
+        next(uc._event_messages(_ScriptedEvents(), time.monotonic() - 1, table))  # type: ignore[arg-type]
