@@ -204,15 +204,20 @@ def _raise_stop(signum: int, frame: Optional[FrameType]) -> None:
     raise _Stop()
 
 
-def _once(sampler: Sampler, interval: float, as_json: bool, out: TextIO) -> int:
-    sampler.sample()
-    time.sleep(interval)
+def _write_sample(sampler: Sampler, interval: float, as_json: bool, out: TextIO,
+                  gap: str) -> None:
     rows = sampler.sample()
     if as_json:
         out.write(json.dumps(snapshot_json(rows, sampler.connections, sampler.elapsed)) + "\n")
     else:
-        out.write("\n".join(render(rows, sampler.connections, interval, width=10_000)) + "\n")
+        out.write("\n".join(render(rows, sampler.connections, interval, width=10_000)) + gap)
     out.flush()
+
+
+def _once(sampler: Sampler, interval: float, as_json: bool, out: TextIO) -> int:
+    sampler.sample()
+    time.sleep(interval)
+    _write_sample(sampler, interval, as_json, out, "\n")
     return 0
 
 
@@ -220,12 +225,7 @@ def _batch(sampler: Sampler, interval: float, as_json: bool, out: TextIO) -> int
     sampler.sample()
     while True:
         time.sleep(interval)
-        rows = sampler.sample()
-        if as_json:
-            out.write(json.dumps(snapshot_json(rows, sampler.connections, sampler.elapsed)) + "\n")
-        else:
-            out.write("\n".join(render(rows, sampler.connections, interval, width=10_000)) + "\n\n")
-        out.flush()
+        _write_sample(sampler, interval, as_json, out, "\n\n")
 
 
 def _live(sampler: Sampler, interval: float, fd_in: int, out: TextIO) -> int:
