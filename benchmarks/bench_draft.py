@@ -179,7 +179,7 @@ def child(cloop_path: str, rounds: int, calls: int) -> Dict[str, Any]:
     import socket
 
     import mptcp
-    from mptcp import _draft
+    from mptcp._backends import draft as _draft
 
     assert "draft_double" in os.environ.get("LD_PRELOAD", ""), "run through bench_draft()"
     assert mptcp.backend() == "draft", mptcp.backend()

@@ -34,7 +34,7 @@ HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent / "src"))
 
 import mptcp  # noqa: E402
-from mptcp._events import Event, EventType  # noqa: E402
+from mptcp import Event, EventType  # noqa: E402
 from mptcp.lab import IPPROTO_MPTCP, IpMonitor, Lab, parse_ip_monitor_line  # noqa: E402
 
 SOL_MPTCP, MPTCP_INFO = 284, 1
@@ -238,7 +238,7 @@ def main() -> int:
         listener.close()
 
     # decode speed alone, on the bytes of a real SUB_ESTABLISHED message
-    from mptcp._events import decode_events
+    from mptcp._netlink.mptcp_pm import decode_events
 
     def nla(t: int, payload: bytes) -> bytes:
         raw = struct.pack("=HH", 4 + len(payload), t) + payload

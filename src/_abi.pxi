@@ -40,7 +40,16 @@ cdef extern from "mptcp_sockopt.h" nogil:
     int MPTCP_TCPINFO
     int MPTCP_SUBFLOW_ADDRS
     int MPTCP_FULL_INFO
+    int TCP_IS_MPTCP
     unsigned int MPTCP_INFO_FLAG_FALLBACK
+    const char *MPTCP_PM_NAME
+    const char *MPTCP_PM_EV_GRP_NAME
+    unsigned int MPTCP_PM_ADDR_FLAG_SIGNAL
+    unsigned int MPTCP_PM_ADDR_FLAG_SUBFLOW
+    unsigned int MPTCP_PM_ADDR_FLAG_BACKUP
+    unsigned int MPTCP_PM_ADDR_FLAG_FULLMESH
+    unsigned int MPTCP_PM_ADDR_FLAG_IMPLICIT
+    unsigned int MPTCP_PM_ADDR_FLAG_LAMINAR
 
     struct mptcpk_info:
         uint8_t subflows, add_addr_signal, add_addr_accepted, subflows_max

@@ -160,11 +160,6 @@ def _register_diag(connection, diag_subflow, subflow_flags, tcp_state):
     flag_cache = [None] * 512
 
 
-def _diag_hook_registered():
-    """True once the Python layer registered the errno hook (see _register)."""
-    return error_hook is not None
-
-
 cdef struct DiagMsg:
     uint8_t family
     uint8_t state

@@ -3,8 +3,9 @@
 
 Raw kernel calls into reusable or stack buffers, and decoders that turn kernel bytes
 into the package's records. No policy lives here: the Python layer registers the
-record classes and the errno-to-exception hook at import (``_register``), and every
-failure goes through that hook, so callers only ever see ``mptcp`` exceptions.
+record classes (``_register_records``) and the errno-to-exception hook
+(``_register_hook``) at import, and every failure goes through that hook, so
+callers only ever see ``mptcp`` exceptions.
 """
 
 from cpython.object cimport PyObject, PyTypeObject
@@ -99,6 +100,28 @@ SIZEOF_MPTCP_INFO = sizeof(mptcpk_info)
 SIZEOF_SUBFLOW_ADDRS = sizeof(mptcpk_subflow_addrs)
 SIZEOF_FULL_INFO = sizeof(mptcpk_full_info)
 
+# Kernel constants the Python layer needs, from include/mptcp_sockopt.h (their one
+# definition), as attributes of the class `abi` (a class body cannot see C names).
+abi = type("abi", (), dict(
+    __doc__="Kernel constants from include/mptcp_sockopt.h.",
+    __module__="mptcp._mptcp",
+    IPPROTO_MPTCP=IPPROTO_MPTCP,
+    SOL_MPTCP=SOL_MPTCP,
+    MPTCP_INFO=MPTCP_INFO,
+    MPTCP_FULL_INFO=MPTCP_FULL_INFO,
+    TCP_IS_MPTCP=TCP_IS_MPTCP,
+    MPTCP_GET_SUB_IDS=MPTCP_GET_SUB_IDS,
+    MPTCP_ENABLED=MPTCP_ENABLED,
+    PM_FAMILY_NAME=MPTCP_PM_NAME.decode(),
+    PM_EVENTS_GROUP=MPTCP_PM_EV_GRP_NAME.decode(),
+    PM_ADDR_FLAG_SIGNAL=MPTCP_PM_ADDR_FLAG_SIGNAL,
+    PM_ADDR_FLAG_SUBFLOW=MPTCP_PM_ADDR_FLAG_SUBFLOW,
+    PM_ADDR_FLAG_BACKUP=MPTCP_PM_ADDR_FLAG_BACKUP,
+    PM_ADDR_FLAG_FULLMESH=MPTCP_PM_ADDR_FLAG_FULLMESH,
+    PM_ADDR_FLAG_IMPLICIT=MPTCP_PM_ADDR_FLAG_IMPLICIT,
+    PM_ADDR_FLAG_LAMINAR=MPTCP_PM_ADDR_FLAG_LAMINAR,
+))
+
 # --------------------------------------------------------------------------------
 # Registration by the Python layer
 # --------------------------------------------------------------------------------
@@ -109,9 +132,9 @@ cdef object SubflowStatusT = int
 cdef object error_hook = None
 
 
-def _register(mptcp_info, subflow_info, subflow, subflow_status, hook):
-    """Give the core the record classes and the errno-to-exception hook."""
-    global MPTCPInfoT, SubflowInfoT, SubflowT, SubflowStatusT, error_hook
+def _register_records(mptcp_info, subflow_info, subflow, subflow_status):
+    """Give the core the record classes it fills (mptcp._records does, at import)."""
+    global MPTCPInfoT, SubflowInfoT, SubflowT, SubflowStatusT
     for cls, n in ((mptcp_info, N_INFO), (subflow_info, N_SUBFLOW_INFO), (subflow, N_SUBFLOW)):
         if not issubclass(cls, tuple) or len(cls._fields) != n:
             raise TypeError(f"{cls!r} is not a {n}-field tuple subclass")
@@ -121,6 +144,11 @@ def _register(mptcp_info, subflow_info, subflow, subflow_status, hook):
     SubflowInfoT = subflow_info
     SubflowT = subflow
     SubflowStatusT = subflow_status
+
+
+def _register_hook(hook):
+    """Give the core the errno-to-exception hook (mptcp._errors does, at import)."""
+    global error_hook
     error_hook = hook
 
 
@@ -530,13 +558,13 @@ cdef inline int sockopt_read(int fd, int level, int name, void *buf, socklen_t *
     return err
 
 
-def peer_name(int fd):
+def peer_name(int fd, str call="getpeername"):
     """(host, port) of the socket's peer (getpeername), None for a family other
     than IPv4/IPv6; raises through the hook (ENOTCONN: not connected)."""
     cdef mptcpk_sockaddr_storage sa
     cdef socklen_t length = sizeof(sa)
     if getpeername(fd, <sockaddr *>&sa, &length) != 0:
-        raise_errno(errno, "getpeername", fd)
+        raise_errno(errno, call, fd)
     return decode_sockaddr(<const uint8_t *>&sa, length)
 
 
@@ -562,14 +590,15 @@ def sockopt_errno(int fd, int level, int name):
     return sockopt_read(fd, level, name, &value, &length)
 
 
-def info(sock):
-    """MPTCPInfo of a connection through MPTCP_INFO (5.16); sock: int or fileno()."""
+def info(sock, str call="info"):
+    """MPTCPInfo of a connection through MPTCP_INFO (5.16); sock: int or fileno().
+    ``call`` names the user's call in errors (info also serves token lookups)."""
     cdef int fd = as_fd(sock)
     cdef mptcpk_info mi
     cdef socklen_t length = sizeof(mi)
     cdef int err = sockopt_read(fd, SOL_MPTCP, MPTCP_INFO, &mi, &length)
     if err:
-        raise_errno(err, "info", fd)
+        raise_errno(err, call, fd)
     return info_record_cached(<const uint8_t *>&mi, length)
 
 

@@ -9,8 +9,6 @@ control, events and a system-wide view (upstream kernels).
 
 from typing import Any
 
-from . import _backend
-from . import _mptcp as _core
 from ._api import (
     Poller,
     backend,
@@ -38,28 +36,28 @@ from ._errors import (
     SubflowOpenError,
     UnsupportedOperationError,
 )
-from ._types import MPTCPInfo, Subflow, SubflowInfo, SubflowStatus, TCPState
+from ._records import (
+    Connection,
+    DiagSubflow,
+    Endpoint,
+    EndpointFlags,
+    Event,
+    EventType,
+    Limits,
+    MPTCPInfo,
+    Subflow,
+    SubflowFlags,
+    SubflowInfo,
+    SubflowStatus,
+    TCPState,
+)
 from ._version import __version__
 
-for _cls, _names in ((MPTCPInfo, _core.MPTCP_INFO_FIELDS), (SubflowInfo, _core.SUBFLOW_INFO_FIELDS),
-                     (Subflow, _core.SUBFLOW_FIELDS)):
-    if _cls._fields != _names:  # the core fills records by position
-        raise ImportError(f"mptcp.{_cls.__name__} fields differ from the compiled core's")
-_core._register(MPTCPInfo, SubflowInfo, Subflow, SubflowStatus, _backend.core_error)
-
-# Heavier pieces load on first use.
+# The path manager, the system-wide view and events load on first use.
 _LAZY = {
     "PathManager": ("pm", "PathManager"),
-    "Endpoint": ("pm", "Endpoint"),
-    "EndpointFlags": ("pm", "EndpointFlags"),
-    "Limits": ("pm", "Limits"),
     "connections": ("diag", "connections"),
-    "Connection": ("diag", "Connection"),
-    "DiagSubflow": ("diag", "DiagSubflow"),
-    "SubflowFlags": ("diag", "SubflowFlags"),
     "events": ("_events", "events"),
-    "Event": ("_events", "Event"),
-    "EventType": ("_events", "EventType"),
 }
 
 

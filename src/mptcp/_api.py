@@ -1,22 +1,20 @@
-"""The public calls: argument checks shared by both backends, then dispatch.
-
-Argument types are checked here, before any syscall (``TypeError``), and so are
-ranges (``ValueError``); the backend modules then talk to the kernel.
+"""The public calls: each checks its arguments once (``_args``), then calls the
+backend bound for this process (``_backends.select``), which talks to the kernel.
 """
 
 from __future__ import annotations
 
 import contextlib
 import errno
-import numbers
 import socket
 from typing import Any, Iterator, List, Optional, Tuple, Union
 
-from . import _backend, _upstream
-from ._addr import parse_ip
+from . import _args
 from . import _mptcp as _core
+from ._backends import Backend, select
+from ._backends import backend as _backend_name
 from ._errors import MPTCPError, NotMPTCPError, SubflowNotFoundError
-from ._types import MPTCPInfo, Subflow, SubflowInfo
+from ._records import MPTCPInfo, Subflow, SubflowInfo
 
 __all__ = [
     "get_sub_ids", "get_sub_tuple", "open_sub", "close_sub", "get_sub_sockopt_int",
@@ -24,86 +22,36 @@ __all__ = [
     "subflow", "backend",
 ]
 
-backend = _backend.backend
+backend = _backend_name
 Host = Union[str, Tuple[str, int]]
-_U32_MAX = 0xFFFFFFFF
-_INT_MIN, _INT_MAX = -(2**31), 2**31 - 1
-
-# Set once both the upstream backend and FULL_INFO are known to be there: the hot
-# calls then skip every probe.
-_fast = False
 
 
-def _upstream_fast() -> bool:
-    global _fast
-    if not _fast:
-        _fast = _backend.backend() == "upstream" and _backend.has_full_info()
-    return _fast
+class _FirstCall(Backend):
+    """Stands in for the backend until the first call selects it: an invalid
+    ``MPTCP_BACKEND`` must fail that call, not ``import mptcp``. (Its slots are never
+    set, so every attribute read lands in ``__getattr__``.)"""
+
+    __slots__ = ()
+
+    def __init__(self) -> None:
+        pass
+
+    def __getattr__(self, name: str) -> Any:
+        global _impl
+        chosen = select()
+        if chosen.final:
+            _impl = chosen
+        return getattr(chosen, name)
 
 
-_draft_module: Any = None
+# The backend's functions, bound on the first call; the calls below go through it.
+_impl: Backend = _FirstCall()
 
 
-def _draft_backend(call: str) -> Any:
-    """The draft backend module, once the kernel is known to have the draft API."""
-    global _draft_module
-    if _draft_module is None:
-        _backend.require_draft_kernel(call)  # raises on every call until it passes
-        from . import _draft
-
-        _draft_module = _draft
-    return _draft_module
-
-
-def _control() -> Any:
-    from . import _upstream_control as control
-
-    return control
-
-
-def _check_int(name: str, value: Any) -> int:
-    if type(value) is not int and (isinstance(value, bool)
-                                   or not isinstance(value, numbers.Integral)):
-        raise TypeError(f"{name} must be an int, not {type(value).__name__}")
-    return int(value)
-
-
-def _check_sub_id(sub_id: object) -> int:
-    sub_id = _check_int("sub_id", sub_id)
-    if not 0 <= sub_id <= _U32_MAX:
-        raise ValueError(f"sub_id {sub_id} is outside 0..{_U32_MAX}, the kernel's subflow id range")
-    return sub_id
-
-
-def _check_host(name: str, host: Any) -> str:
-    if not isinstance(host, str):
-        raise TypeError(f"{name} host must be a str, not {type(host).__name__}")
-    try:
-        return parse_ip(host).text
-    except ValueError:
-        raise ValueError(f"{name} host {host!r} is not an IPv4 or IPv6 address") from None
-
-
-def _check_port(name: str, port: object) -> int:
-    port = _check_int(f"{name} port", port)
-    if not 0 <= port <= 65535:
-        raise ValueError(f"{name} port {port} is outside 0..65535")
-    return port
-
-
-def _endpoint(name: str, value: Any) -> Optional[Tuple[str, Optional[int]]]:
-    """None, a host, or (host, port) -> (canonical host, port or None)."""
-    if value is None:
-        return None
-    if isinstance(value, str):
-        return (_check_host(name, value), None)
-    if isinstance(value, tuple) and len(value) == 2:
-        return (_check_host(name, value[0]), _check_port(name, value[1]))
-    raise TypeError(f"{name} must be a host str or a (host, port) tuple, not {value!r}")
-
-
-def _family(host: str) -> int:
-    return socket.AF_INET6 if ":" in host else socket.AF_INET
+def _rebind() -> None:
+    """Select the backend again on the next call (tests change the environment)."""
+    global _impl
+    _impl = _FirstCall()
 
 
 # --------------------------------------------------------------------------------
@@ -125,12 +73,7 @@ def get_sub_ids(sock: Any) -> List[int]:
     MPTCPError
         A closed fd (EBADF) or not a socket (ENOTSOCK).
     """
-    if _fast or _upstream_fast():
-        return _core.sub_ids(sock)
-    fd = _backend.fileno(sock)
-    if _backend.backend() == "draft":
-        return _draft_backend("get_sub_ids").get_sub_ids(fd)  # type: ignore[no-any-return]
-    return _upstream.get_sub_ids(fd)
+    return _impl.get_sub_ids(sock)  # type: ignore[no-any-return]
 
 
 def get_sub_tuple(sock: Any, sub_id: int) -> Subflow:
@@ -146,11 +89,8 @@ def get_sub_tuple(sock: Any, sub_id: int) -> Subflow:
     ValueError, TypeError
         ``sub_id`` out of range or not an int.
     """
-    fd = _backend.fileno(sock)
-    sub_id = _check_sub_id(sub_id)
-    if _backend.backend() == "draft":
-        return _draft_backend("get_sub_tuple").get_sub_tuple(fd, sub_id)  # type: ignore[no-any-return]
-    return _upstream.get_sub_tuple(fd, sub_id)
+    fd = _core.fileno(sock)
+    return _impl.get_sub_tuple(fd, _args.sub_id(sub_id, _impl.sub_id_max))  # type: ignore[no-any-return]
 
 
 def open_sub(
@@ -180,7 +120,7 @@ def open_sub(
     PathManagerError
         The in-kernel path manager is selected (upstream).
     """
-    fd = _backend.fileno(sock)
+    fd = _core.fileno(sock)
     if subflow is not None:
         if not isinstance(subflow, Subflow):
             raise TypeError(f"subflow must be a mptcp.Subflow, not {type(subflow).__name__}")
@@ -188,27 +128,13 @@ def open_sub(
             raise TypeError("open_sub takes either a Subflow or local=/remote=, not both")
         local, remote = subflow.local, subflow.remote
         backup = backup or bool(subflow.prio)
-    if not isinstance(backup, bool):
-        raise TypeError(f"backup must be a bool, not {type(backup).__name__}")
-    if isinstance(timeout, bool) or not (type(timeout) in (int, float)
-                                         or isinstance(timeout, numbers.Real)):
-        raise TypeError(f"timeout must be a number of seconds, not {type(timeout).__name__}")
-    if not timeout > 0:
-        raise ValueError(f"timeout must be > 0 seconds, not {timeout!r}")
-    loc = _endpoint("local", local)
-    rem = _endpoint("remote", remote)
-    if loc and rem and _family(loc[0]) != _family(rem[0]):
-        raise ValueError(f"local {loc[0]} and remote {rem[0]} are of different address families")
-    if _backend.backend() == "draft":
-        return _draft_backend("open_sub").open_sub(fd, loc, rem, backup, float(timeout))  # type: ignore[no-any-return, unused-ignore]
-    return _control().open_sub(fd, loc, rem, backup, float(timeout))  # type: ignore[no-any-return, unused-ignore]
-
-
-def _check_how(how: object) -> int:
-    how = _check_int("how", how)
-    if how not in (socket.SHUT_RD, socket.SHUT_WR, socket.SHUT_RDWR):
-        raise ValueError(f"how must be socket.SHUT_RD, SHUT_WR or SHUT_RDWR, not {how}")
-    return how
+    backup = _args.flag("backup", backup)
+    wait = _args.timeout(timeout)
+    loc = None if local is None else _args.address("local", local)
+    rem = None if remote is None else _args.address("remote", remote)
+    if loc and rem:
+        _args.same_family(loc[0], rem[0])
+    return _impl.open_sub(fd, loc, rem, backup, wait)  # type: ignore[no-any-return]
 
 
 def close_sub(sock: Any, sub_id: int, how: int = socket.SHUT_RDWR) -> None:
@@ -226,22 +152,8 @@ def close_sub(sock: Any, sub_id: int, how: int = socket.SHUT_RDWR) -> None:
     UnsupportedOperationError
         ``how`` other than ``SHUT_RDWR``.
     """
-    fd = _backend.fileno(sock)
-    sub_id = _check_sub_id(sub_id)
-    how = _check_how(how)
-    if _backend.backend() == "draft":
-        _draft_backend("close_sub").close_sub(fd, sub_id, how)
-        return
-    _control().close_sub(fd, sub_id, how)
-
-
-def _check_opt(level: Any, optname: Any) -> Tuple[int, int]:
-    level = _check_int("level", level)
-    optname = _check_int("optname", optname)
-    for name, v in (("level", level), ("optname", optname)):
-        if not _INT_MIN <= v <= _INT_MAX:
-            raise ValueError(f"{name} {v} does not fit a C int")
-    return level, optname
+    fd = _core.fileno(sock)
+    _impl.close_sub(fd, _args.sub_id(sub_id, _impl.sub_id_max), _args.how(how))
 
 
 def get_sub_sockopt_int(sock: Any, sub_id: int, level: int, optname: int) -> int:
@@ -252,12 +164,10 @@ def get_sub_sockopt_int(sock: Any, sub_id: int, level: int, optname: int) -> int
     exactly to a field of the subflow's own ``tcp_info`` are answered from it
     (Linux 6.5); any other raises :class:`UnsupportedOperationError`.
     """
-    fd = _backend.fileno(sock)
-    sub_id = _check_sub_id(sub_id)
-    level, optname = _check_opt(level, optname)
-    if _backend.backend() == "draft":
-        return _draft_backend("get_sub_sockopt_int").get_sub_sockopt_int(fd, sub_id, level, optname)  # type: ignore[no-any-return]
-    return _control().get_sub_sockopt_int(fd, sub_id, level, optname)  # type: ignore[no-any-return]
+    fd = _core.fileno(sock)
+    return _impl.get_sub_sockopt_int(  # type: ignore[no-any-return]
+        fd, _args.sub_id(sub_id, _impl.sub_id_max), _args.c_int("level", level),
+        _args.c_int("optname", optname))
 
 
 def set_sub_sockopt_int(sock: Any, sub_id: int, level: int, optname: int, value: int) -> None:
@@ -267,16 +177,10 @@ def set_sub_sockopt_int(sock: Any, sub_id: int, level: int, optname: int, value:
     socket apply to all subflows, so this raises
     :class:`UnsupportedOperationError` rather than silently changing them all.
     """
-    fd = _backend.fileno(sock)
-    sub_id = _check_sub_id(sub_id)
-    level, optname = _check_opt(level, optname)
-    value = _check_int("value", value)
-    if not _INT_MIN <= value <= _INT_MAX:
-        raise ValueError(f"value {value} does not fit a C int")
-    if _backend.backend() == "draft":
-        _draft_backend("set_sub_sockopt_int").set_sub_sockopt_int(fd, sub_id, level, optname, value)
-        return
-    _control().set_sub_sockopt_int(fd, sub_id, level, optname, value)
+    fd = _core.fileno(sock)
+    _impl.set_sub_sockopt_int(fd, _args.sub_id(sub_id, _impl.sub_id_max),
+                              _args.c_int("level", level), _args.c_int("optname", optname),
+                              _args.c_int("value", value))
 
 
 def set_sub_prio(sock: Any, sub_id: int, backup: bool) -> None:
@@ -285,13 +189,8 @@ def set_sub_prio(sock: Any, sub_id: int, backup: bool) -> None:
     Upstream only: SET_FLAGS of the userspace path manager (Linux 5.19). The
     draft kernel cannot set priority: :class:`UnsupportedOperationError`.
     """
-    fd = _backend.fileno(sock)
-    sub_id = _check_sub_id(sub_id)
-    if not isinstance(backup, bool):
-        raise TypeError(f"backup must be a bool, not {type(backup).__name__}")
-    if _backend.backend() == "draft":
-        _backend.upstream_only("set_sub_prio")
-    _control().set_sub_prio(fd, sub_id, backup)
+    fd = _core.fileno(sock)
+    _impl.set_sub_prio(fd, _args.sub_id(sub_id, _impl.sub_id_max), _args.flag("backup", backup))
 
 
 @contextlib.contextmanager
@@ -323,26 +222,17 @@ def subflow(
 # --------------------------------------------------------------------------------
 # Beyond the seed (upstream only)
 # --------------------------------------------------------------------------------
-def _upstream_fd(sock: Any, call: str) -> int:
-    fd = _backend.fileno(sock)
-    if not _fast and _backend.backend() == "draft":
-        _backend.upstream_only(call)
-    return fd
-
-
 def info(sock: Any) -> MPTCPInfo:
     """The connection's ``struct mptcp_info`` (MPTCP_INFO, Linux 5.16).
 
     Fields the running kernel did not return are ``None``.
     """
-    if _fast or _upstream_fast():
-        return _core.info(sock)
-    return _upstream.info(_upstream_fd(sock, "info"))
+    return _impl.info(sock)  # type: ignore[no-any-return]
 
 
 def is_mptcp(sock: Any) -> bool:
     """True for a connected MPTCP connection that has not fallen back (Linux 5.16)."""
-    return _upstream.is_mptcp(_upstream_fd(sock, "is_mptcp"))
+    return _impl.is_mptcp(_core.fileno(sock))  # type: ignore[no-any-return]
 
 
 def subflows(sock: Any) -> List[SubflowInfo]:
@@ -352,9 +242,7 @@ def subflows(sock: Any) -> List[SubflowInfo]:
     ``MPTCP_NO_FULL_INFO=1``) MPTCP_TCPINFO + MPTCP_SUBFLOW_ADDRS (5.16) and ``id``
     is ``None``. ``backup`` is ``None``: see :func:`mptcp.connections`.
     """
-    if _fast or _upstream_fast():
-        return _core.subflows(sock)
-    return _upstream.subflows(_upstream_fd(sock, "subflows"))
+    return _impl.subflows(sock)  # type: ignore[no-any-return]
 
 
 class Poller(_core.Poller):
@@ -371,9 +259,9 @@ class Poller(_core.Poller):
     __slots__ = ()
 
     def __init__(self, sock: Any) -> None:
-        fd = _upstream_fd(sock, "Poller")
+        fd = _core.fileno(sock)
+        _impl.require_poller("Poller")
         if fd < 0:  # -1 is also the core's "closed Poller" mark: say EBADF, as every call does
             raise MPTCPError(errno.EBADF, f"Poller: fd {fd} is not an open file descriptor (closed socket?)")
-        _backend.require_full_info("Poller")
         self._attach(fd, sock)
         self.poll()  # a socket that is not an MPTCP connection fails here, not later

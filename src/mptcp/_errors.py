@@ -140,3 +140,4 @@ def error_from_errno(
     if cls is KernelTooOldError:
         return KernelTooOldError(err, text)
     return cls(err, text)  # type: ignore[no-any-return]
+

@@ -17,8 +17,7 @@ from typing import Any, Literal, Protocol, overload
 from _typeshed import ReadableBuffer
 from typing_extensions import Self, disjoint_base
 
-from mptcp._types import MPTCPInfo, Subflow, SubflowInfo, SubflowStatus
-from mptcp.diag import Connection, DiagSubflow
+from mptcp._records import Connection, DiagSubflow, MPTCPInfo, Subflow, SubflowInfo, SubflowStatus
 
 class _HasFileno(Protocol):
     def fileno(self) -> int: ...
@@ -41,14 +40,33 @@ SIZEOF_FULL_INFO: int
 DIAG_STATES_CONNECTED: int
 DRAFT_STATUS_MASK: int
 
+class abi:
+    """Kernel constants from include/mptcp_sockopt.h."""
+
+    IPPROTO_MPTCP: int
+    SOL_MPTCP: int
+    MPTCP_INFO: int
+    MPTCP_FULL_INFO: int
+    TCP_IS_MPTCP: int
+    MPTCP_GET_SUB_IDS: int
+    MPTCP_ENABLED: int
+    PM_FAMILY_NAME: str
+    PM_EVENTS_GROUP: str
+    PM_ADDR_FLAG_SIGNAL: int
+    PM_ADDR_FLAG_SUBFLOW: int
+    PM_ADDR_FLAG_BACKUP: int
+    PM_ADDR_FLAG_FULLMESH: int
+    PM_ADDR_FLAG_IMPLICIT: int
+    PM_ADDR_FLAG_LAMINAR: int
+
 # ---- registration by the Python layer ----------------------------------------------
-def _register(
+def _register_records(
     mptcp_info: type[tuple[Any, ...]],
     subflow_info: type[tuple[Any, ...]],
     subflow: type[tuple[Any, ...]],
     subflow_status: Callable[[int], Any],
-    hook: _ErrorHook,
 ) -> None: ...
+def _register_hook(hook: _ErrorHook) -> None: ...
 def _register_draft(hook: _ErrorHook) -> None: ...
 def _register_diag(
     connection: type[tuple[Any, ...]],
@@ -56,15 +74,14 @@ def _register_diag(
     subflow_flags: Callable[[int], Any],
     tcp_state: type[enum.IntEnum],
 ) -> None: ...
-def _diag_hook_registered() -> bool: ...
 
 # ---- upstream read path ------------------------------------------------------------
 def fileno(sock: _Sock) -> int: ...
-def peer_name(fd: int) -> tuple[str, int] | None: ...
+def peer_name(fd: int, call: str = "getpeername") -> tuple[str, int] | None: ...
 def is_only_python_thread() -> bool: ...
 def sockopt_int(fd: int, level: int, name: int) -> int: ...
 def sockopt_errno(fd: int, level: int, name: int) -> int: ...
-def info(sock: _Sock) -> MPTCPInfo: ...
+def info(sock: _Sock, call: str = "info") -> MPTCPInfo: ...
 def subflows(sock: _Sock) -> list[SubflowInfo]: ...
 def snapshot(fd: int) -> tuple[MPTCPInfo, list[SubflowInfo]]: ...
 def sub_ids(sock: _Sock) -> list[int]: ...

@@ -24,7 +24,7 @@ import tty
 from types import FrameType
 from typing import Any, Callable, Dict, List, NamedTuple, Optional, TextIO, Tuple
 
-from ._types import Address
+from ._records import Address
 
 __all__ = ["SubflowRate", "Sampler", "render", "run"]
 

@@ -76,7 +76,7 @@ def _cmd_ls(args: argparse.Namespace) -> int:
 
 def _ls_lines(conns: List[Any]) -> Iterator[str]:
     from ._top import hostport, human_bytes
-    from ._types import TCPState
+    from ._records import TCPState
 
     if not conns:
         yield "no MPTCP connections in this network namespace"

@@ -18,7 +18,9 @@ import pytest
 
 import mptcp
 
-from mptcp import pm as P
+from mptcp._addr import parse_ip
+from mptcp._backends.upstream import control
+from mptcp._netlink import genl
 from mptcp.lab import Lab
 
 MIB = 1024 * 1024
@@ -298,10 +300,9 @@ def test_open_sub_recovers_from_a_stale_address_id(ulab: Lab, server: Any) -> No
         def open_with_a_wrong_memory() -> Any:
             sf = mptcp.open_sub(s, local=c2, remote=s2)
             mptcp.close_sub(s, sf.id)
-            pm = P.thread_pm()
-            key = (tok, P.parse_host(c2).packed, 0)
-            assert key in pm._ids
-            pm._ids[key] = (pm._ids[key] % 200) + 17  # an id the kernel never gave it
+            key = (genl.netns_id(), tok, parse_ip(c2).packed, 0)
+            assert key in control._ids
+            control._ids[key] = (control._ids[key] % 200) + 17  # an id the kernel never gave it
             return mptcp.open_sub(s, local=c2, remote=s2)
 
         sf = in_client(ulab, open_with_a_wrong_memory)

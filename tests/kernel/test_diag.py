@@ -21,6 +21,7 @@ import pytest
 
 import mptcp
 from mptcp import diag
+from mptcp._backends.upstream import read as _read
 from mptcp.lab import Lab
 
 SRC = str(Path(diag.__file__).resolve().parents[1])
@@ -147,7 +148,7 @@ def _device_subflow(lab: Lab) -> Dict[str, Any]:
 def test_subflow_flags_device_bound_and_backup_flip(lab: Lab) -> None:
     _, socks = _open(lab, 1)
     sub = _device_subflow(lab)
-    res = lab.run_in(lab.client_ns, diag._subflow_flags, socket.AF_INET, sub["local"], sub["remote"])
+    res = lab.run_in(lab.client_ns, _read.subflow_flags, socket.AF_INET, sub["local"], sub["remote"])
     assert res is not None
     flags, loc_id, rem_id, token = res
     assert (loc_id, rem_id, token) == (sub["loc_id"], sub["rem_id"], sub["token"])
@@ -158,7 +159,7 @@ def test_subflow_flags_device_bound_and_backup_flip(lab: Lab) -> None:
     # ss shows the local backup flag ("b") at once: MP_PRIO was sent by the change
     after = _device_subflow(lab)
     assert "b" in after["flags"], after["info"]
-    flags2, *_ = lab.run_in(lab.client_ns, diag._subflow_flags, socket.AF_INET,
+    flags2, *_ = lab.run_in(lab.client_ns, _read.subflow_flags, socket.AF_INET,
                             sub["local"], sub["remote"])
     assert flags2 & diag.SubflowFlags.BKUP_LOC
     (c,) = lab.run_in(lab.client_ns, diag.connections)
@@ -170,13 +171,13 @@ def test_subflow_flags_device_bound_and_backup_flip(lab: Lab) -> None:
         return any(s["remote"] == sub["local"] and s["backup_remote"] for s in subs)
     lab.wait_for(peer_sees, timeout=5.0, what="BKUP_REM on the server")
     lab.ip(lab.client_ns, "mptcp", "endpoint", "change", "id", "1", "nobackup")
-    flags3, *_ = lab.run_in(lab.client_ns, diag._subflow_flags, socket.AF_INET,
+    flags3, *_ = lab.run_in(lab.client_ns, _read.subflow_flags, socket.AF_INET,
                             sub["local"], sub["remote"])
     assert not flags3 & diag.SubflowFlags.BKUP_LOC
     # wrong tuple / other namespace: None
-    assert lab.run_in(lab.client_ns, diag._subflow_flags, socket.AF_INET, sub["local"],
+    assert lab.run_in(lab.client_ns, _read.subflow_flags, socket.AF_INET, sub["local"],
                       (sub["remote"][0], sub["remote"][1] ^ 1)) is None
-    assert diag._subflow_flags(socket.AF_INET, sub["local"], sub["remote"]) is None
+    assert _read.subflow_flags(socket.AF_INET, sub["local"], sub["remote"]) is None
     for s in socks:
         s.close()
 

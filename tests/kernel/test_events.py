@@ -27,7 +27,7 @@ import mptcp
 from mptcp.lab import Lab, parse_ip_monitor_line
 
 E = importlib.import_module("mptcp._events")
-Event, EventType = E.Event, E.EventType
+Event, EventType = mptcp.Event, mptcp.EventType
 
 SRC = str(Path(mptcp.__file__).resolve().parent.parent)
 

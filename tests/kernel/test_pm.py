@@ -63,9 +63,9 @@ def test_endpoints_round_trip(klab: Lab) -> None:
     with_pm(klab, lambda pm: pm.flush_endpoints())
     ep = with_pm(klab, lambda pm: pm.add_endpoint(a2, dev="c2", subflow=True, backup=True))
     assert ep.addr == a2 and ep.dev == "c2" and ep.if_index == klab.ifindex(klab.client_ns, "c2")
-    assert ep.flags == P.EndpointFlags.SUBFLOW | P.EndpointFlags.BACKUP and ep.id >= 1
+    assert ep.flags == mptcp.EndpointFlags.SUBFLOW | mptcp.EndpointFlags.BACKUP and ep.id >= 1
     ep6 = with_pm(klab, lambda pm: pm.add_endpoint(a6, id=42, port=8080, signal=True))
-    assert ep6 == P.Endpoint(42, a6, 8080, P.EndpointFlags.SIGNAL, None, None)
+    assert ep6 == mptcp.Endpoint(42, a6, 8080, mptcp.EndpointFlags.SIGNAL, None, None)
     shown = {r["id"]: r for r in ip_endpoints(klab)}
     assert shown[ep.id]["addr"] == a2 and shown[ep.id]["dev"] == "c2"
     assert shown[ep.id]["flags"] >= {"subflow", "backup"}
@@ -73,12 +73,12 @@ def test_endpoints_round_trip(klab: Lab) -> None:
     assert sorted(e.id for e in with_pm(klab, lambda pm: pm.endpoints())) == sorted(shown)
 
     ep2 = with_pm(klab, lambda pm: pm.set_endpoint_flags(ep.id, backup=False, fullmesh=True))
-    assert ep2.flags == P.EndpointFlags.SUBFLOW | P.EndpointFlags.FULLMESH
+    assert ep2.flags == mptcp.EndpointFlags.SUBFLOW | mptcp.EndpointFlags.FULLMESH
     shown = {r["id"]: r for r in ip_endpoints(klab)}
     assert "backup" not in shown[ep.id]["flags"] and "fullmesh" in shown[ep.id]["flags"]
     # None keeps a flag as it is
     ep3 = with_pm(klab, lambda pm: pm.set_endpoint_flags(ep.id, backup=True))
-    assert ep3.flags == P.EndpointFlags.SUBFLOW | P.EndpointFlags.FULLMESH | P.EndpointFlags.BACKUP
+    assert ep3.flags == mptcp.EndpointFlags.SUBFLOW | mptcp.EndpointFlags.FULLMESH | mptcp.EndpointFlags.BACKUP
 
     with pytest.raises(mptcp.PathManagerError):  # duplicate id
         with_pm(klab, lambda pm: pm.add_endpoint(klab.client_addrs["v4"][0], id=42))
@@ -93,11 +93,11 @@ def test_endpoints_round_trip(klab: Lab) -> None:
 
 
 def test_limits_round_trip(klab: Lab) -> None:
-    assert with_pm(klab, lambda pm: pm.limits()) == P.Limits(8, 8)  # set by the lab
+    assert with_pm(klab, lambda pm: pm.limits()) == mptcp.Limits(8, 8)  # set by the lab
     got = with_pm(klab, lambda pm: pm.set_limits(subflows=3))
-    assert got == P.Limits(3, 8)
+    assert got == mptcp.Limits(3, 8)
     got = with_pm(klab, lambda pm: pm.set_limits(add_addr_accepted=5))
-    assert got == P.Limits(3, 5)
+    assert got == mptcp.Limits(3, 5)
     text = klab.ip(klab.client_ns, "mptcp", "limits", "show")
     assert re.search(r"add_addr_accepted 5", text) and re.search(r"subflows 3", text)
     with pytest.raises(mptcp.PathManagerError, match="maximum"):

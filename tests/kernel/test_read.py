@@ -10,7 +10,7 @@ from typing import Any, Iterator, List
 import pytest
 
 import mptcp
-from mptcp import _api, _backend
+from mptcp import _api, _backends
 from mptcp.lab import Lab
 
 
@@ -196,15 +196,17 @@ def test_poller_grows_with_the_subflow_set(lab: Lab) -> None:
 @pytest.fixture
 def no_full_info(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
     monkeypatch.setenv("MPTCP_NO_FULL_INFO", "1")
-    monkeypatch.setattr(_api, "_fast", False)
-    _backend._reset()
+    _backends.reset()
+    _api._rebind()
     yield
     monkeypatch.delenv("MPTCP_NO_FULL_INFO")
-    _backend._reset()
+    _backends.reset()
+    _api._rebind()
 
 
 def test_pre_6_5_path(lab: Lab, conn: socket.socket, no_full_info: None) -> None:
-    assert _backend.has_full_info() is False
+    with pytest.raises(mptcp.KernelTooOldError):  # the forced pre-6.5 path: no FULL_INFO
+        _backends.select().require_poller("Poller")
     subs = mptcp.subflows(conn)
     assert sorted((s.local, s.remote) for s in subs) == _ss_tuples(lab)
     assert all(s.id is None and s.rtt_us > 0 for s in subs)

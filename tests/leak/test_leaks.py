@@ -38,7 +38,8 @@ from collections.abc import Callable
 from typing import Any
 
 import mptcp
-from mptcp._events import EventType, decode_event, decode_events
+from mptcp._netlink.mptcp_pm import decode_event, decode_events
+from mptcp._records import EventType
 from mptcp.lab import Lab
 
 MIB = 1024 * 1024
@@ -261,31 +262,31 @@ def _msg(cmd: int, attrs: list[bytes], mtype: int) -> bytes:
 def canned_events(fam: int = 28) -> list[bytes]:
     """One message of every event type, IPv4 and IPv6, as the 6.18 kernel lays them
     out (token u32, family u16, addresses, ports big-endian, ids u8, ...)."""
-    from mptcp import _events as E
+    from mptcp._netlink.mptcp_pm import EventAttr
 
     out = []
     for family, (sa, da, src, dst) in (
-        (socket.AF_INET, (E.ATTR_SADDR4, E.ATTR_DADDR4,
+        (socket.AF_INET, (EventAttr.SADDR4, EventAttr.DADDR4,
                           socket.inet_aton("10.1.1.2"), socket.inet_aton("10.1.1.1"))),
-        (socket.AF_INET6, (E.ATTR_SADDR6, E.ATTR_DADDR6,
+        (socket.AF_INET6, (EventAttr.SADDR6, EventAttr.DADDR6,
                            socket.inet_pton(socket.AF_INET6, "fd00:1:1::2"),
                            socket.inet_pton(socket.AF_INET6, "fd00:1:1::1"))),
     ):
-        for etype in E.EventType:
+        for etype in EventType:
             attrs = [
-                _nla(E.ATTR_TOKEN, struct.pack("=I", 0xD16F18C0)),
-                _nla(E.ATTR_FAMILY, struct.pack("=H", family)),
+                _nla(EventAttr.TOKEN, struct.pack("=I", 0xD16F18C0)),
+                _nla(EventAttr.FAMILY, struct.pack("=H", family)),
                 _nla(sa, src), _nla(da, dst),
-                _nla(E.ATTR_SPORT, struct.pack(">H", 51986)),
-                _nla(E.ATTR_DPORT, struct.pack(">H", 39989)),
-                _nla(E.ATTR_LOC_ID, b"\x01"), _nla(E.ATTR_REM_ID, b"\x02"),
-                _nla(E.ATTR_BACKUP, b"\x00"), _nla(E.ATTR_ERROR, b"\x68"),
-                _nla(E.ATTR_FLAGS, struct.pack("=H", 2)),
-                _nla(E.ATTR_IF_IDX, struct.pack("=i", 11)),
-                _nla(E.ATTR_SERVER_SIDE, b"\x01"),
-                _nla(E.ATTR_RESET_REASON, struct.pack("=I", 1)),
-                _nla(E.ATTR_RESET_FLAGS, struct.pack("=I", 0)),
-                _nla(E.ATTR_TIMEOUT, struct.pack("=I", 3)),
+                _nla(EventAttr.SPORT, struct.pack(">H", 51986)),
+                _nla(EventAttr.DPORT, struct.pack(">H", 39989)),
+                _nla(EventAttr.LOC_ID, b"\x01"), _nla(EventAttr.REM_ID, b"\x02"),
+                _nla(EventAttr.BACKUP, b"\x00"), _nla(EventAttr.ERROR, b"\x68"),
+                _nla(EventAttr.FLAGS, struct.pack("=H", 2)),
+                _nla(EventAttr.IF_IDX, struct.pack("=i", 11)),
+                _nla(EventAttr.SERVER_SIDE, b"\x01"),
+                _nla(EventAttr.RESET_REASON, struct.pack("=I", 1)),
+                _nla(EventAttr.RESET_FLAGS, struct.pack("=I", 0)),
+                _nla(EventAttr.TIMEOUT, struct.pack("=I", 3)),
             ]
             out.append(_msg(int(etype), attrs, fam))
     return out
@@ -334,7 +335,7 @@ def test_event_decodes_captured(lab: Lab, count: Callable[[str], int]) -> None:
         def recv() -> bool:
             got = orig()
             if got:
-                captured.append(bytes(mon._buf[: mon._n]))
+                captured.append(bytes(mon._buf[: mon._reader.end]))
             return bool(got)
 
         mon._recv = recv  # type: ignore[method-assign]
@@ -352,7 +353,7 @@ def test_event_decodes_captured(lab: Lab, count: Callable[[str], int]) -> None:
             elif want <= seen:
                 break
         assert want <= seen, seen
-        fam = mon._family_id
+        fam = mon._reader.family_id
     # Split the datagrams into single messages (a datagram may hold several).
     msgs = []
     for dgram in captured:

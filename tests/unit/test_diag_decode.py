@@ -22,6 +22,7 @@ from hypothesis import strategies as st
 import mptcp
 from mptcp import _mptcp as core
 from mptcp import diag
+from mptcp._backends.upstream import read
 
 from . import diag_reference as dref
 from . import reference as ref
@@ -283,12 +284,12 @@ def test_requests_match_reference() -> None:
 
 def test_subflow_flags_argument_checks() -> None:
     with pytest.raises(ValueError):
-        diag._subflow_flags(socket.AF_UNIX, ("1.2.3.4", 1), ("1.2.3.5", 2))
+        read.subflow_flags(socket.AF_UNIX, ("1.2.3.4", 1), ("1.2.3.5", 2))
     with pytest.raises(TypeError):
-        diag._subflow_flags(V4, "1.2.3.4", ("1.2.3.5", 2))  # type: ignore[arg-type]
+        read.subflow_flags(V4, "1.2.3.4", ("1.2.3.5", 2))  # type: ignore[arg-type]
     with pytest.raises(ValueError):
-        diag._subflow_flags(V4, ("1.2.3.4", 70000), ("1.2.3.5", 2))
+        read.subflow_flags(V4, ("1.2.3.4", 70000), ("1.2.3.5", 2))
     with pytest.raises(ValueError):
-        diag._subflow_flags(V4, ("fd00::1", 1), ("1.2.3.5", 2))
+        read.subflow_flags(V4, ("fd00::1", 1), ("1.2.3.5", 2))
     with pytest.raises(TypeError):
         diag.connections(listening=1)  # type: ignore[arg-type]

@@ -20,9 +20,12 @@ import events_reference as ref  # noqa: E402
 import importlib  # noqa: E402
 
 E = importlib.import_module("mptcp._events")
+from mptcp import _args  # noqa: E402
+from mptcp._backends.upstream import read  # noqa: E402
 from mptcp._errors import EventsLostError  # noqa: E402
-from mptcp._netlink import AttrTable  # noqa: E402
-from mptcp._events import Event, EventType, decode_event, decode_events  # noqa: E402
+from mptcp._netlink.genl import AttrTable  # noqa: E402
+from mptcp._netlink.mptcp_pm import EventAttr, EventReader, decode_event, decode_events  # noqa: E402
+from mptcp._records import Event, EventType  # noqa: E402
 
 FAM = 28  # any generic netlink family id >= 16
 
@@ -77,23 +80,22 @@ def check_same(data: bytes) -> Event:
     return ev
 
 
-A = E  # attribute constants
 TOKEN = 0xD16F18C0
 
 
 def conn_attrs(family: int = socket.AF_INET) -> list[bytes]:
     if family == socket.AF_INET:
-        addrs = [v4(A.ATTR_SADDR4, "10.1.1.2"), v4(A.ATTR_DADDR4, "10.1.1.1")]
+        addrs = [v4(EventAttr.SADDR4, "10.1.1.2"), v4(EventAttr.DADDR4, "10.1.1.1")]
     else:
-        addrs = [v6(A.ATTR_SADDR6, "fd00:1:1::2"), v6(A.ATTR_DADDR6, "fd00:1:1::1")]
+        addrs = [v6(EventAttr.SADDR6, "fd00:1:1::2"), v6(EventAttr.DADDR6, "fd00:1:1::1")]
     return [
-        u32(A.ATTR_TOKEN, TOKEN),
-        u16(A.ATTR_FAMILY, family),
+        u32(EventAttr.TOKEN, TOKEN),
+        u16(EventAttr.FAMILY, family),
         *addrs,
-        be16(A.ATTR_SPORT, 51986),
-        be16(A.ATTR_DPORT, 39989),
-        u8(A.ATTR_LOC_ID, 0),
-        u8(A.ATTR_REM_ID, 0),
+        be16(EventAttr.SPORT, 51986),
+        be16(EventAttr.DPORT, 39989),
+        u8(EventAttr.LOC_ID, 0),
+        u8(EventAttr.REM_ID, 0),
     ]
 
 
@@ -111,22 +113,22 @@ def test_created_client_side_as_sent_by_6_18() -> None:
 
 
 def test_established_server_side_attr_and_flags() -> None:
-    ev = check_same(msg(2, *conn_attrs(), u8(A.ATTR_SERVER_SIDE, 1), u16(A.ATTR_FLAGS, 2)))
+    ev = check_same(msg(2, *conn_attrs(), u8(EventAttr.SERVER_SIDE, 1), u16(EventAttr.FLAGS, 2)))
     assert ev.type is EventType.ESTABLISHED
     assert ev.server_side is True and ev.flags == 2
 
 
 def test_server_side_from_flags_only() -> None:
-    assert check_same(msg(1, *conn_attrs(), u16(A.ATTR_FLAGS, 2))).server_side is True
-    assert check_same(msg(1, *conn_attrs(), u16(A.ATTR_FLAGS, 1))).server_side is False
+    assert check_same(msg(1, *conn_attrs(), u16(EventAttr.FLAGS, 2))).server_side is True
+    assert check_same(msg(1, *conn_attrs(), u16(EventAttr.FLAGS, 1))).server_side is False
     # the (older kernels') explicit 0 wins over the flags
-    assert check_same(msg(1, *conn_attrs(), u8(A.ATTR_SERVER_SIDE, 0))).server_side is False
+    assert check_same(msg(1, *conn_attrs(), u8(EventAttr.SERVER_SIDE, 0))).server_side is False
     # other types: not carried
-    assert check_same(msg(10, *conn_attrs(), u16(A.ATTR_FLAGS, 2))).server_side is None
+    assert check_same(msg(10, *conn_attrs(), u16(EventAttr.FLAGS, 2))).server_side is None
 
 
 def test_closed_carries_only_token() -> None:
-    ev = check_same(msg(3, u32(A.ATTR_TOKEN, 7)))
+    ev = check_same(msg(3, u32(EventAttr.TOKEN, 7)))
     assert ev == Event(EventType.CLOSED, 7)
     assert ev.local is None and ev.server_side is None and ev.backup is None
 
@@ -271,7 +273,7 @@ def test_truncated_message_raises_valueerror() -> None:
 def test_decode_at_offset_with_reused_table() -> None:
     a, b = msg(3, u32(1, 1)), msg(7, u32(1, 2), u8(4, 9))
     data = a + b
-    table = AttrTable(E.ATTR_MAX)
+    table = AttrTable(EventAttr)
     assert decode_event(data, 0, table=table) == Event(EventType.CLOSED, 1)
     assert decode_event(data, len(a), table=table) == Event(EventType.REMOVED, 2, rem_id=9)
     # the table was refilled: no leftover rem_id from the second message
@@ -298,17 +300,14 @@ def test_stream_skips_control_foreign_and_truncated_messages() -> None:
 
 def test_monitor_take_filters_family_and_token() -> None:
     mon = E.EventMonitor.__new__(E.EventMonitor)  # no socket: exercise the buffer path
-    mon._buf = bytearray(4096)
-    mon._table = AttrTable(E.ATTR_MAX)
-    mon._family_id = FAM
+    mon._reader = EventReader(FAM)
     mon._token = TOKEN
     data = (msg(1, u32(1, 1)) + msg(1, *conn_attrs(), mtype=FAM + 1) + msg(3, u32(1, TOKEN))
             + struct.pack("=IHHII", 16, 1, 0, 0, 0) + msg(7, u32(1, TOKEN), u8(4, 1)))
-    mon._buf[: len(data)] = data
-    mon._n, mon._pos = len(data), 0
+    mon._reader.reset(bytearray(data), len(data))
     assert mon._take() == Event(EventType.CLOSED, TOKEN)
     assert mon._take() == Event(EventType.REMOVED, TOKEN, rem_id=1)
-    assert mon._take() is None and mon._pos == len(data)
+    assert mon._take() is None and mon._reader.pos == len(data)
     mon._closed = True  # keep __del__ quiet
 
 
@@ -347,13 +346,13 @@ def test_lost_error_is_events_lost() -> None:
 @pytest.mark.parametrize("bad", [True, 1.5, "1", object()])
 def test_token_type_errors(bad: Any) -> None:
     with pytest.raises(TypeError):
-        E._token_of(bad)
+        read.token_of(bad, "events")
 
 
 @pytest.mark.parametrize("bad", [-1, 2**32])
 def test_token_range(bad: int) -> None:
     with pytest.raises(ValueError):
-        E._token_of(bad)
+        read.token_of(bad, "events")
 
 
 def test_token_of_plain_tcp_socket_is_not_mptcp() -> None:
@@ -361,23 +360,23 @@ def test_token_of_plain_tcp_socket_is_not_mptcp() -> None:
 
     with socket.socket() as s:
         with pytest.raises(NotMPTCPError):
-            E._token_of(s)
+            read.token_of(s, "events")
         assert s.fileno() >= 0  # not closed by the lookup
-    assert E._token_of(0xFFFFFFFF) == 0xFFFFFFFF and E._token_of(None) is None
+    assert read.token_of(0xFFFFFFFF, "events") == 0xFFFFFFFF
 
 
 @pytest.mark.parametrize("bad,exc", [(True, TypeError), ("1", TypeError), (0, ValueError),
                                      (-5, ValueError), (2**31, ValueError)])
 def test_rcvbuf_checks(bad: Any, exc: type) -> None:
     with pytest.raises(exc):
-        E._check_rcvbuf(bad)
+        _args.rcvbuf(bad)
 
 
 @pytest.mark.parametrize("bad,exc", [(-1, ValueError), (float("nan"), ValueError),
                                      ("1", TypeError), (True, TypeError)])
 def test_timeout_checks(bad: Any, exc: type) -> None:
     with pytest.raises(exc):
-        E._check_timeout(bad)
+        _args.optional_timeout(bad)
 
 
 # ---------------------------------------------------------------- differential

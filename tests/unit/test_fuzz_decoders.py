@@ -29,10 +29,9 @@ from hypothesis import strategies as st
 
 import mptcp
 from mptcp import _mptcp as core
-from mptcp import _netlink as nl
-from mptcp import diag as _diag  # noqa: F401  (registers the sock_diag record classes)
-from mptcp import pm as P
-from mptcp._events import decode_event, decode_events
+from mptcp._netlink import genl as nl
+from mptcp._netlink import mptcp_pm as PM
+from mptcp._netlink.mptcp_pm import decode_event, decode_events
 
 from . import diag_reference as dref
 from . import events_reference as eref
@@ -548,8 +547,8 @@ def ref_endpoint(data: bytes, off: int, mlen: int) -> Any:
     ifx = le(a[7], 4, signed=True) if 7 in a else None
     dev = _IFNAMES.get(ifx) if ifx else None
     flags = le(a[6], 4) if 6 in a else None
-    return P.Endpoint((le(a[2], 1) if 2 in a else 0) or 0, addr, port or None,
-                      P.EndpointFlags(flags or 0), ifx or None, dev)
+    return mptcp.Endpoint((le(a[2], 1) if 2 in a else 0) or 0, addr, port or None,
+                      mptcp.EndpointFlags(flags or 0), ifx or None, dev)
 
 
 @st.composite
@@ -601,7 +600,7 @@ def check_genl_reply(data: bytes) -> None:
         assert want[0] == "raise" and got[2] == want[2]
     else:
         assert got == want
-    assert P.decode_endpoint(nl.decode_genl(data)) == ref_endpoint(data, 0, mlen)
+    assert PM.decode_endpoint(nl.decode_genl(data)) == ref_endpoint(data, 0, mlen)
 
 
 # --------------------------------------------------------------------------------
@@ -653,6 +652,6 @@ def test_endpoint_negative_ifindex_is_not_a_crash() -> None:
     inner = nla(1, struct.pack("<H", V4)) + nla(3, socket.inet_aton("10.0.0.1")) \
         + nla(7, struct.pack("<i", -5))
     data = nlmsg(28, 0, 1, struct.pack("<BBH", 1, 1, 0) + nla(1 | 0x8000, inner))
-    ep = P.decode_endpoint(nl.decode_genl(data))
+    ep = PM.decode_endpoint(nl.decode_genl(data))
     assert ep is not None and ep.addr == "10.0.0.1" and ep.if_index == -5 and ep.dev is None
     assert isinstance(mptcp.MPTCPError(1, "x"), OSError)

@@ -8,9 +8,13 @@ import struct
 
 import pytest
 
-from mptcp import _netlink as nl
+import mptcp
+from mptcp import _args as A
 from mptcp import pm as P
-from mptcp import _upstream_control as uc
+from mptcp._backends.upstream import control as uc
+from mptcp._backends.upstream import read, sockopt
+from mptcp._netlink import genl as nl
+from mptcp._netlink import mptcp_pm as PM
 from mptcp._errors import (
     MPTCPPermissionError,
     NotMPTCPError,
@@ -76,15 +80,15 @@ def test_encoder_nested_and_bytes_padding_reused_buffer() -> None:
 def test_put_addr_port_is_host_byte_order() -> None:
     # The kernel reads MPTCP_PM_ADDR_ATTR_PORT in host order (kernel-abi.md trap).
     e = nl.Encoder()
-    e.begin(28, P.CMD_SUBFLOW_CREATE, 0, 1)
-    P.put_addr(e, P.ATTR_ADDR_REMOTE, P.parse_host("10.0.1.1"), port=0x1F90)
+    e.begin(28, PM.Cmd.SUBFLOW_CREATE, 0, 1)
+    PM.put_addr(e, PM.PmAttr.ADDR_REMOTE, A.host("address", "10.0.1.1"), port=0x1F90)
     msg = nl.decode_genl(bytes(e.finish()))
-    a = msg.attrs.nested(P.ATTR_ADDR_REMOTE, nl.AttrTable(P.ADDR_ATTR_MAX))
+    a = msg.attrs.nested(PM.PmAttr.ADDR_REMOTE, nl.AttrTable(PM.AddrAttr))
     assert a is not None
-    assert a.u16(P.ADDR_ATTR_PORT) == 0x1F90
-    assert a.bytes(P.ADDR_ATTR_PORT) == struct.pack("=H", 0x1F90)
-    assert a.u16(P.ADDR_ATTR_FAMILY) == socket.AF_INET
-    assert a.bytes(P.ADDR_ATTR_ADDR4) == bytes([10, 0, 1, 1])
+    assert a.u16(PM.AddrAttr.PORT) == 0x1F90
+    assert a.bytes(PM.AddrAttr.PORT) == struct.pack("=H", 0x1F90)
+    assert a.u16(PM.AddrAttr.FAMILY) == socket.AF_INET
+    assert a.bytes(PM.AddrAttr.ADDR4) == bytes([10, 0, 1, 1])
 
 
 # ---------------------------------------------------------------- decoding
@@ -128,13 +132,13 @@ def test_decode_event_from_bytes() -> None:
         nla(11, b"\x00"),
     ])
     raw = nlmsg(28, 0, 0, body)
-    table = nl.AttrTable(uc.EV_ATTR_MAX)
+    table = nl.AttrTable(PM.EventAttr)
     msg = nl.decode_genl(raw, into=table)
-    assert msg.cmd == uc.EV_SUB_ESTABLISHED and msg.attrs is table
-    assert table.u32(uc.EV_ATTR_TOKEN) == 0x1295CE36
-    assert table.be16(uc.EV_ATTR_SPORT) == 59353
-    assert table.be16(uc.EV_ATTR_DPORT) == 37549
-    assert table.bytes(uc.EV_ATTR_SADDR4) == bytes([10, 1, 2, 2])
+    assert msg.cmd == mptcp.EventType.SUB_ESTABLISHED and msg.attrs is table
+    assert table.u32(PM.EventAttr.TOKEN) == 0x1295CE36
+    assert table.be16(PM.EventAttr.SPORT) == 59353
+    assert table.be16(PM.EventAttr.DPORT) == 37549
+    assert table.bytes(PM.EventAttr.SADDR4) == bytes([10, 1, 2, 2])
     # two messages in one datagram, found by offset
     both = raw + raw
     offs = [o for o, *_ in nl.iter_messages(both, len(both))]
@@ -145,15 +149,15 @@ def test_decode_event_from_bytes() -> None:
 
 def test_decode_endpoint() -> None:
     inner = b"".join([
-        nla(P.ADDR_ATTR_FAMILY, struct.pack("=H", socket.AF_INET6)),
-        nla(P.ADDR_ATTR_ID, b"\x07"),
-        nla(P.ADDR_ATTR_ADDR6, socket.inet_pton(socket.AF_INET6, "fd00:1:2::2")),
-        nla(P.ADDR_ATTR_PORT, struct.pack("=H", 8080)),
-        nla(P.ADDR_ATTR_FLAGS, struct.pack("=I", 1 | 4)),
+        nla(PM.AddrAttr.FAMILY, struct.pack("=H", socket.AF_INET6)),
+        nla(PM.AddrAttr.ID, b"\x07"),
+        nla(PM.AddrAttr.ADDR6, socket.inet_pton(socket.AF_INET6, "fd00:1:2::2")),
+        nla(PM.AddrAttr.PORT, struct.pack("=H", 8080)),
+        nla(PM.AddrAttr.FLAGS, struct.pack("=I", 1 | 4)),
     ])
-    body = bytes([P.CMD_GET_ADDR, 1, 0, 0]) + struct.pack("=HH", 4 + len(inner), P.ATTR_ADDR | nl.NLA_F_NESTED) + inner
-    ep = P.decode_endpoint(nl.decode_genl(nlmsg(28, 2, 1, body)))
-    assert ep == P.Endpoint(7, "fd00:1:2::2", 8080, P.EndpointFlags.SIGNAL | P.EndpointFlags.BACKUP, None, None)
+    body = bytes([PM.Cmd.GET_ADDR, 1, 0, 0]) + struct.pack("=HH", 4 + len(inner), PM.PmAttr.ADDR | nl.NLA_F_NESTED) + inner
+    ep = PM.decode_endpoint(nl.decode_genl(nlmsg(28, 2, 1, body)))
+    assert ep == mptcp.Endpoint(7, "fd00:1:2::2", 8080, mptcp.EndpointFlags.SIGNAL | mptcp.EndpointFlags.BACKUP, None, None)
     assert ep.backup
 
 
@@ -208,8 +212,8 @@ def test_parse_error_plain_ack() -> None:
     ],
 )
 def test_error_hook(err: int, text: str, per_conn: bool, cls: type) -> None:
-    hook = P._CONN_HOOK if per_conn else P._GLOBAL_HOOK
-    exc = hook(err, text, P.CMD_SUBFLOW_CREATE, "mptcp_pm SUBFLOW_CREATE")
+    hook = PM.connection_error if per_conn else PM.global_error
+    exc = hook(err, text, PM.Cmd.SUBFLOW_CREATE, "mptcp_pm SUBFLOW_CREATE")
     assert type(exc) is cls and exc.errno == err
     if text:
         assert text in str(exc)
@@ -225,97 +229,97 @@ def test_error_hook(err: int, text: str, per_conn: bool, cls: type) -> None:
 @pytest.mark.parametrize("bad", ["10.0.0.256", "not-an-ip", "", "1.2.3"])
 def test_parse_host_rejects(bad: str) -> None:
     with pytest.raises(ValueError):
-        P.parse_host(bad)
+        A.host("address", bad)
 
 
 def test_parse_host_forms() -> None:
-    assert P.parse_host("10.0.0.1").family == socket.AF_INET
-    h = P.parse_host("[FD00:0:0::1]")
+    assert A.host("address", "10.0.0.1").family == socket.AF_INET
+    h = A.host("address", "[FD00:0:0::1]")
     assert h.family == socket.AF_INET6 and h.text == "fd00::1"
     with pytest.raises(TypeError):
-        P.parse_host(b"10.0.0.1")
+        A.host("address", b"10.0.0.1")
     with pytest.raises(TypeError):
-        P.parse_host(None)
+        A.host("address", None)
 
 
 @pytest.mark.parametrize("port, exc", [(-1, ValueError), (65536, ValueError), ("80", TypeError), (True, TypeError), (1.0, TypeError)])
 def test_check_port(port: object, exc: type) -> None:
     with pytest.raises(exc):
-        P.check_port(port)
-    assert P.check_port(65535) == 65535 and P.check_port(0) == 0
+        A.port("port", port)
+    assert A.port("port", 65535) == 65535 and A.port("port", 0) == 0
 
 
 @pytest.mark.parametrize("value, exc", [(0, ValueError), (256, ValueError), (True, TypeError), ("1", TypeError)])
 def test_check_id(value: object, exc: type) -> None:
     with pytest.raises(exc):
-        P.check_id(value)
+        A.address_id("id", value)
 
 
 def test_parse_address_and_family_mismatch() -> None:
-    host, port = P.parse_address(("fd00::1", 80), "remote")
+    host, port = A.address("remote", ("fd00::1", 80))
     assert port == 80 and host.family == socket.AF_INET6
-    assert P.parse_address("10.0.0.1", "local")[1] is None
+    assert A.address("local", "10.0.0.1")[1] is None
     with pytest.raises(TypeError):
-        P.parse_address(("10.0.0.1",), "local")
+        A.address("local", ("10.0.0.1",))
     with pytest.raises(ValueError):
-        P.parse_address(("10.0.0.1", 70000), "local")
+        A.address("local", ("10.0.0.1", 70000))
     with pytest.raises(ValueError, match="different families"):
-        P._check_families(P.parse_host("10.0.0.1"), P.parse_host("fd00::1"))
+        A.same_family(A.host("address", "10.0.0.1"), A.host("address", "fd00::1"))
 
 
 def test_token_of_validation() -> None:
-    assert P.token_of(12345) == 12345
+    assert read.token_of(12345, "test") == 12345
     with pytest.raises(ValueError):
-        P.token_of(0)
+        read.token_of(0, "test")
     with pytest.raises(ValueError):
-        P.token_of(1 << 32)
+        read.token_of(1 << 32, "test")
     with pytest.raises(TypeError):
-        P.token_of("12345")
+        read.token_of("12345", "test")
     with pytest.raises(TypeError):
-        P.token_of(True)
+        read.token_of(True, "test")
 
 
 def test_token_of_plain_tcp_socket() -> None:
     with socket.socket() as s:
         with pytest.raises((NotMPTCPError, OSError)):
-            P.token_of(s)
+            read.token_of(s, "test")
 
 
 def test_control_value_checks_before_any_syscall() -> None:
     # fd -1 would fail at the first syscall: these must fail earlier.
     with pytest.raises(ValueError):
-        uc.open_sub(-1, None, None, False, 0)
+        mptcp.open_sub(-1, timeout=0)
     with pytest.raises(ValueError):
-        uc.open_sub(-1, None, None, False, -1.0)
+        mptcp.open_sub(-1, timeout=-1.0)
     with pytest.raises(ValueError):
-        uc.open_sub(-1, ("10.0.0.1", 70000), None, False, 1.0)
+        mptcp.open_sub(-1, local=("10.0.0.1", 70000), timeout=1.0)
     with pytest.raises(ValueError):
-        uc.open_sub(-1, "10.0.0.300", None, False, 1.0)
+        mptcp.open_sub(-1, local="10.0.0.300", timeout=1.0)
     with pytest.raises(TypeError):
-        uc.open_sub(-1, None, None, "yes", 1.0)
+        mptcp.open_sub(-1, backup="yes", timeout=1.0)  # type: ignore[arg-type]
     with pytest.raises(ValueError):
-        uc.close_sub(-1, 1, 7)
+        mptcp.close_sub(-1, 1, 7)
     with pytest.raises(ValueError):
-        uc.close_sub(-1, -1)
+        mptcp.close_sub(-1, -1)
     with pytest.raises(TypeError):
-        uc.close_sub(-1, "1")
+        mptcp.close_sub(-1, "1")  # type: ignore[arg-type]
     with pytest.raises(UnsupportedOperationError, match="half-close"):
         uc.close_sub(-1, 1, socket.SHUT_WR)
     with pytest.raises(UnsupportedOperationError, match="half-close"):
         uc.close_sub(-1, 1, socket.SHUT_RD)
     with pytest.raises(TypeError):
-        uc.set_sub_prio(-1, 1, "x")
+        mptcp.set_sub_prio(-1, 1, "x")  # type: ignore[arg-type]
 
 
 def test_sockopt_calls() -> None:
     with pytest.raises(UnsupportedOperationError, match="TCP_MAXSEG") as info:
-        uc.get_sub_sockopt_int(-1, 1, socket.IPPROTO_TCP, socket.TCP_NODELAY)
+        sockopt.get_sub_sockopt_int(-1, 1, socket.IPPROTO_TCP, socket.TCP_NODELAY)
     assert info.value.errno == errno.EOPNOTSUPP
     with pytest.raises(UnsupportedOperationError, match="all subflows"):
-        uc.set_sub_sockopt_int(-1, 1, socket.IPPROTO_TCP, socket.TCP_MAXSEG, 1000)
+        sockopt.set_sub_sockopt_int(-1, 1, socket.IPPROTO_TCP, socket.TCP_MAXSEG, 1000)
     with pytest.raises(TypeError):
-        uc.set_sub_sockopt_int(-1, 1, socket.IPPROTO_TCP, socket.TCP_MAXSEG, "1000")
-    assert uc.SUB_SOCKOPT_FIELDS == {(socket.IPPROTO_TCP, socket.TCP_MAXSEG): "snd_mss"}
+        mptcp.set_sub_sockopt_int(-1, 1, socket.IPPROTO_TCP, socket.TCP_MAXSEG, "1000")  # type: ignore[arg-type]
+    assert sockopt.SUB_SOCKOPT_FIELDS == {(socket.IPPROTO_TCP, socket.TCP_MAXSEG): "snd_mss"}
 
 
 class _ScriptedEvents:
@@ -324,6 +328,7 @@ class _ScriptedEvents:
     def __init__(self, *items: object) -> None:
         self.items = list(items)
         self.timeouts: list[float] = []
+        self.family = nl.GenlFamily("mptcp_pm", 28, 1, {})
 
     def settimeout(self, t: float) -> None:
         self.timeouts.append(t)
@@ -341,24 +346,23 @@ def test_event_messages_yields_decodable_messages_then_reports_timeout_and_loss(
     import socket
     import time
 
-    event = nlmsg(28, 0, 0, bytes([uc.EV_SUB_ESTABLISHED, 1, 0, 0]) + nla(1, struct.pack("=I", 7)))
+    event = nlmsg(28, 0, 0, bytes([mptcp.EventType.SUB_ESTABLISHED, 1, 0, 0]) + nla(1, struct.pack("=I", 7)))
     junk = nlmsg(28, 0, 0, b"\x01") + b"\0\0\0"  # too short for a genl header: skipped
-    table = nl.AttrTable(uc.EV_ATTR_MAX)
     deadline = time.monotonic() + 30
 
     ev = _ScriptedEvents(junk + event, socket.timeout())
-    msgs = uc._event_messages(ev, deadline, table)  # type: ignore[arg-type]
+    msgs = uc._events(ev, deadline, 7)  # type: ignore[arg-type]
     first = next(msgs)
-    assert first.cmd == uc.EV_SUB_ESTABLISHED and first.attrs.u32(uc.EV_ATTR_TOKEN) == 7
+    assert first.type == mptcp.EventType.SUB_ESTABLISHED and first.token == 7
     with pytest.raises(uc._Timeout):
         next(msgs)
     assert 0 < ev.timeouts[-1] <= 30  # the socket waits only until the deadline
 
     lost = _ScriptedEvents(OSError(errno.ENOBUFS, "lost"))
     with pytest.raises(uc._EventsLost):
-        next(uc._event_messages(lost, deadline, table))  # type: ignore[arg-type]
+        next(uc._events(lost, deadline, 7))  # type: ignore[arg-type]
     other = _ScriptedEvents(OSError(errno.EBADF, "closed"))
     with pytest.raises(OSError):
-        next(uc._event_messages(other, deadline, table))  # type: ignore[arg-type]
+        next(uc._events(other, deadline, 7))  # type: ignore[arg-type]
     with pytest.raises(uc._Timeout):  # past the deadline: no receive at all
-        next(uc._event_messages(_ScriptedEvents(), time.monotonic() - 1, table))  # type: ignore[arg-type]
+        next(uc._events(_ScriptedEvents(), time.monotonic() - 1, 7))  # type: ignore[arg-type]

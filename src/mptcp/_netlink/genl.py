@@ -1,8 +1,9 @@
-"""A small generic netlink layer (standard library only).
+"""Generic netlink (standard library only): the one socket, encoder and decoder
+that every generic netlink family of the package goes through.
 
-Used by :mod:`mptcp.pm` for the ``mptcp_pm`` family and, later, by the events
-monitor. Three pieces:
-
+* :class:`Attr`: the base of a family's declarative attribute table (an IntEnum
+  whose members carry their payload :class:`Kind`), used by the encoder and the
+  decoder alike, so an attribute's number and type are written down once.
 * :class:`Encoder`: builds one request in a reusable ``bytearray`` with
   ``struct.pack_into``; no object is allocated per attribute.
 * :class:`AttrTable` and :func:`iter_attrs`: decode attributes by offsets into a
@@ -12,7 +13,8 @@ monitor. Three pieces:
   message from any ``bytes``-like buffer.
 * :class:`GenlSocket`: a ``NETLINK_GENERIC`` socket bound to one family, resolved
   through ``nlctrl`` once per network namespace; ``request``/``dump`` match replies
-  by sequence number, parse the kernel's extended-ack message and retry EINTR.
+  by sequence number, parse the kernel's extended-ack message and retry EINTR; it
+  can also join the family's multicast groups and receive them without blocking.
 
 A netlink socket belongs to the network namespace of the thread that creates it;
 family ids are cached per namespace (keyed by the namespace's inode).
@@ -20,18 +22,21 @@ family ids are cached per namespace (keyed by the namespace's inode).
 
 from __future__ import annotations
 
+import enum
 import errno as _errno
 import os
 import socket
 import struct
 import threading
 from collections.abc import Callable, Iterator
-from typing import NamedTuple, Optional, Union
+from typing import Any, NamedTuple, Optional, Union
 
-from ._errors import MPTCPError, error_from_errno
+from .._errors import KernelTooOldError, MPTCPError, error_from_errno
 
 __all__ = [
     "NETLINK_GENERIC",
+    "Kind",
+    "Attr",
     "Encoder",
     "AttrTable",
     "GenlMessage",
@@ -116,6 +121,34 @@ def _align(n: int) -> int:
     return (n + 3) & ~3
 
 
+class Kind(enum.Enum):
+    """Payload type of a netlink attribute."""
+
+    U8 = "u8"
+    U16 = "u16"        # host byte order
+    BE16 = "be16"      # network byte order
+    U32 = "u32"
+    S32 = "s32"
+    U64 = "u64"
+    IN_ADDR = "in_addr"    # 4 bytes, network order
+    IN6_ADDR = "in6_addr"  # 16 bytes
+    STR = "str"            # NUL-terminated
+    NEST = "nest"
+    FLAG = "flag"
+
+
+class Attr(enum.IntEnum):
+    """Base of a family's attribute table: each member is ``NAME = number, Kind``."""
+
+    kind: Kind
+
+    def __new__(cls, number: int, kind: Kind) -> "Attr":
+        member = int.__new__(cls, number)
+        member._value_ = number
+        member.kind = kind
+        return member
+
+
 # ---------------------------------------------------------------- encoding
 
 
@@ -196,6 +229,16 @@ class Encoder:
         _NLA.pack_into(self.buf, self.pos, NLA_HDRLEN, atype)
         self.pos += 4
 
+    def put(self, attr: Attr, value: Any) -> None:
+        """Append ``value`` as attribute ``attr``, encoded as its table says."""
+        if attr.kind is Kind.NEST:
+            raise TypeError(f"{attr!r} is a nest: use nest_start/nest_end")
+        if attr.kind is Kind.FLAG:
+            if value:
+                self.put_flag(attr)
+            return
+        _PUT[attr.kind](self, attr, value)
+
     def nest_start(self, atype: int) -> int:
         """Open a nested attribute; pass the returned offset to ``nest_end``."""
         self._room(4)
@@ -255,7 +298,9 @@ class AttrTable:
 
     __slots__ = ("buf", "maxtype", "_off", "_len", "_seen")
 
-    def __init__(self, maxtype: int) -> None:
+    def __init__(self, maxtype: Union[int, type[Attr]]) -> None:
+        if not isinstance(maxtype, int):
+            maxtype = max(maxtype)  # a family's table: room for its highest attribute
         self.buf: Buffer = b""
         self.maxtype = maxtype
         self._off = [0] * (maxtype + 1)
@@ -337,12 +382,38 @@ class AttrTable:
             return None
         return raw.split(b"\0", 1)[0].decode(errors="replace")
 
+    def get(self, attr: Attr) -> Any:
+        """The payload of ``attr`` decoded as its table says, or None if absent (or
+        of the wrong size for its kind)."""
+        if attr.kind is Kind.NEST:
+            raise TypeError(f"{attr!r} is a nest: use nested()")
+        if attr.kind is Kind.FLAG:
+            return attr in self
+        if attr.kind in _ADDR_LEN:
+            raw = self.bytes(attr)
+            return raw if raw is not None and len(raw) == _ADDR_LEN[attr.kind] else None
+        return _GET[attr.kind](self, attr)
+
     def nested(self, atype: int, into: "AttrTable") -> Optional["AttrTable"]:
         """Parse the nested attribute ``atype`` into ``into`` (or return None)."""
         off = self._need(atype, 0)
         if off is None:
             return None
         return into.parse(self.buf, off, off + self._len[atype])
+
+
+# How each payload kind is written and read (FLAG and NEST are handled apart).
+_PUT: dict[Kind, Callable[[Encoder, int, Any], None]] = {
+    Kind.U8: Encoder.put_u8, Kind.U16: Encoder.put_u16, Kind.BE16: Encoder.put_be16,
+    Kind.U32: Encoder.put_u32, Kind.S32: Encoder.put_s32, Kind.U64: Encoder.put_u64,
+    Kind.IN_ADDR: Encoder.put_bytes, Kind.IN6_ADDR: Encoder.put_bytes, Kind.STR: Encoder.put_str,
+}
+_GET: dict[Kind, Callable[[AttrTable, int], Any]] = {
+    Kind.U8: AttrTable.u8, Kind.U16: AttrTable.u16, Kind.BE16: AttrTable.be16,
+    Kind.U32: AttrTable.u32, Kind.S32: AttrTable.s32, Kind.U64: AttrTable.u64,
+    Kind.STR: AttrTable.str,
+}
+_ADDR_LEN = {Kind.IN_ADDR: 4, Kind.IN6_ADDR: 16}
 
 
 class GenlMessage(NamedTuple):
@@ -460,6 +531,17 @@ def netns_id() -> int:
     return os.stat("/proc/thread-self/ns/net").st_ino
 
 
+_SO_RCVBUFFORCE = getattr(socket, "SO_RCVBUFFORCE", 33)
+
+
+def _rmem_max() -> Optional[int]:
+    try:
+        with open("/proc/sys/net/core/rmem_max") as f:
+            return int(f.read())
+    except (OSError, ValueError):
+        return None
+
+
 _family_cache: dict[tuple[int, str], GenlFamily] = {}
 _family_lock = threading.Lock()
 
@@ -487,13 +569,17 @@ class GenlSocket:
     error_hook : callable, optional
         ``(errno, extack_message, cmd, what) -> MPTCPError`` builds the exception
         for a failed request; the default maps through the errno table.
+    min_version : (int, int), optional
+        The first kernel with the family, for the error when it is missing.
 
     The socket belongs to the calling thread's network namespace. Not thread-safe:
     use one per thread (requests and replies share one receive queue).
     """
 
-    def __init__(self, family_name: str, *, error_hook: Optional[ErrorHook] = None) -> None:
+    def __init__(self, family_name: str, *, error_hook: Optional[ErrorHook] = None,
+                 min_version: Optional[tuple[int, int]] = None) -> None:
         self._sock: Optional[socket.socket] = None
+        self._min_version = min_version
         self._error_hook: ErrorHook = error_hook or _default_error
         self._enc = Encoder()
         self._rbuf = bytearray(_RECV_SIZE)
@@ -671,6 +757,42 @@ class GenlSocket:
             except OSError:
                 pass
 
+    def set_rcvbuf(self, size: int) -> None:
+        """Receive buffer of ``size`` bytes (SO_RCVBUF; above ``net.core.rmem_max``
+        SO_RCVBUFFORCE, which CAP_NET_ADMIN allows). The kernel doubles the value."""
+        sock = self._sock
+        if sock is None:
+            raise MPTCPError(_errno.EBADF, "the netlink socket is closed")
+        limit = _rmem_max()
+        if limit is None or size > limit:
+            try:
+                sock.setsockopt(socket.SOL_SOCKET, _SO_RCVBUFFORCE, size)
+                return
+            except PermissionError:
+                pass  # no CAP_NET_ADMIN: the kernel caps SO_RCVBUF at rmem_max
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, size)
+
+    @property
+    def rcvbuf(self) -> int:
+        """The receive buffer as the kernel reports it (SO_RCVBUF)."""
+        sock = self._sock
+        if sock is None:
+            raise MPTCPError(_errno.EBADF, "the netlink socket is closed")
+        return int(sock.getsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF))
+
+    def recv_nowait(self, buf: bytearray) -> Optional[int]:
+        """Receive one queued datagram into ``buf`` without blocking: its length (cut
+        to ``len(buf)``), or None when nothing is queued. The kernel's ENOBUFS (it
+        dropped datagrams) is raised as ``OSError``."""
+        sock = self._sock
+        if sock is None:
+            return None
+        try:
+            n = sock.recv_into(buf, 0, socket.MSG_DONTWAIT | socket.MSG_TRUNC)
+        except (BlockingIOError, InterruptedError):
+            return None
+        return min(n, len(buf))
+
     def recv_into_buffer(self) -> tuple[memoryview, int]:
         """Receive one datagram into the internal buffer: ``(view, length)``.
 
@@ -712,13 +834,11 @@ class GenlSocket:
 
         def hook(err: int, extack: Optional[str], cmd: int, what: str) -> MPTCPError:
             if err == _errno.ENOENT:
-                from ._errors import KernelTooOldError
-
                 return KernelTooOldError(
                     err,
                     f"the generic netlink family {name!r} does not exist: the kernel "
                     "lacks it or the module is not loaded",
-                    min_version=(5, 7) if name == "mptcp_pm" else None,
+                    min_version=self._min_version,
                 )
             return _default_error(err, extack, cmd, what)
 

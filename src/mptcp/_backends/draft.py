@@ -6,9 +6,9 @@ core (``_draft.pxi``); this module adds what the kernel leaves to its caller: wh
 exception an errno means for each call, finding the id of a subflow it just opened,
 waiting for that subflow, and refusing what the kernel would silently do wrong.
 
-The public layer (``mptcp._api``) has already checked argument types, turned the
-socket into an fd and made sure the kernel has the draft API; ranges that only
-this kernel has (u8 subflow ids) are checked here, before any syscall.
+The public layer (``mptcp._api``) has already checked the arguments (subflow ids
+against this kernel's u8 range, ``SUB_ID_MAX``) and turned the socket into an fd;
+:func:`bind` is only called once the kernel is known to have the draft API.
 
 Choices, each because of what the fork does:
 
@@ -40,8 +40,9 @@ import threading
 import time
 from typing import Dict, List, Optional, Tuple
 
-from . import _mptcp as _core
-from ._errors import (
+from .. import _mptcp as _core
+from .._addr import Host, parse_ip
+from .._errors import (
     MPTCPError,
     MPTCPTimeoutError,
     NotMPTCPError,
@@ -50,9 +51,12 @@ from ._errors import (
     UnsupportedOperationError,
     error_from_errno,
 )
-from ._types import Subflow, SubflowStatus
+from .._records import Subflow, SubflowStatus
+from .base import Backend, upstream_only
+from .upstream import read
 
 __all__ = [
+    "bind",
     "get_sub_ids",
     "get_sub_tuple",
     "open_sub",
@@ -81,7 +85,7 @@ _OPEN_HINTS: Dict[int, str] = {
 }
 
 Addr = Tuple[str, int]
-Endpoint = Optional[Tuple[str, Optional[int]]]
+Endpoint = Optional[Tuple[Host, Optional[int]]]
 
 
 # --------------------------------------------------------------------------------
@@ -141,16 +145,6 @@ _core._register_draft(_core_error)
 # --------------------------------------------------------------------------------
 # Checks
 # --------------------------------------------------------------------------------
-def _check_id(sub_id: int) -> int:
-    if isinstance(sub_id, bool) or not isinstance(sub_id, int):
-        raise TypeError(f"sub_id must be an int, not {type(sub_id).__name__}")
-    if not 0 <= sub_id <= SUB_ID_MAX:
-        raise ValueError(
-            f"sub_id {sub_id} is outside 0..{SUB_ID_MAX}: the draft kernel's subflow ids are a u8"
-        )
-    return sub_id
-
-
 def _check_opt(call: str, level: int, optname: int) -> None:
     if level == socket.SOL_SOCKET:
         raise UnsupportedOperationError(
@@ -173,16 +167,17 @@ def _require_mptcp(fd: int, call: str) -> None:
 
 def _stream_unconnected(fd: int) -> bool:
     """An IPv4/IPv6 stream socket without a peer (error path only)."""
-    s = socket.socket(fileno=fd)
     try:
-        if s.type != socket.SOCK_STREAM or s.family not in (socket.AF_INET, socket.AF_INET6):
+        if (_core.sockopt_int(fd, socket.SOL_SOCKET, socket.SO_TYPE) != socket.SOCK_STREAM
+                or _core.sockopt_int(fd, socket.SOL_SOCKET, socket.SO_DOMAIN)
+                not in (socket.AF_INET, socket.AF_INET6)):
             return False
-        s.getpeername()
+        read.peer(fd, "get_sub_ids")
         return False
-    except OSError as err:
+    except NotMPTCPError as err:
         return err.errno == _errno.ENOTCONN
-    finally:
-        s.detach()  # the fd stays the caller's
+    except MPTCPError:
+        return False
 
 
 # --------------------------------------------------------------------------------
@@ -205,7 +200,6 @@ def get_sub_tuple(fd: int, sub_id: int) -> Subflow:
 
     ``prio``/``backup`` are None: the fork cannot report a subflow's priority.
     """
-    _check_id(sub_id)
     local, remote = _core.draft_sub_tuple(fd, sub_id)
     bits = _core.draft_sub_status(fd, sub_id)
     if bits < 0:
@@ -218,45 +212,12 @@ def get_sub_tuple(fd: int, sub_id: int) -> Subflow:
 # --------------------------------------------------------------------------------
 # open_sub
 # --------------------------------------------------------------------------------
-def _split_host(host: str) -> Tuple[int, bytes, int, str]:
-    """(family, packed, scope id, text without brackets or scope) of an IP address."""
-    text = host.strip("[]")
-    scope = 0
-    if "%" in text:
-        text, zone = text.split("%", 1)
-        try:
-            scope = int(zone) if zone.isdigit() else socket.if_nametoindex(zone)
-        except OSError:
-            raise ValueError(f"address {host!r}: no interface {zone!r}") from None
-    family = socket.AF_INET6 if ":" in text else socket.AF_INET
-    try:
-        packed = socket.inet_pton(family, text)
-    except OSError:
-        raise ValueError(f"{host!r} is not an IPv4 or IPv6 address") from None
-    return family, packed, scope, socket.inet_ntop(family, packed)
-
-
-def _peer(fd: int) -> Addr:
-    s = socket.socket(fileno=fd)
-    try:
-        peer = s.getpeername()
-    except OSError as err:
-        if err.errno == _errno.ENOTCONN:
-            raise NotMPTCPError(
-                err.errno, f"open_sub: fd {fd} is not connected, so it has no MPTCP connection"
-            ) from err
-        raise error_from_errno(err.errno or _errno.EBADF, f"open_sub on fd {fd}") from err
-    finally:
-        s.detach()
-    return str(peer[0]), int(peer[1])
-
-
-def _route_source(family: int, host: str, port: int, scope: int) -> str:
+def _route_source(family: int, host: str, port: int) -> str:
     """The source address the routing table picks for host: connect() a UDP
     socket, which sends nothing."""
     with socket.socket(family, socket.SOCK_DGRAM) as u:
         try:
-            u.connect((host, port or 9) if family == socket.AF_INET else (host, port or 9, 0, scope))
+            u.connect((host, port or 9))
         except OSError as err:
             raise SubflowOpenError(
                 err.errno or _errno.ENETUNREACH,
@@ -297,31 +258,26 @@ def open_sub(fd: int, local: Endpoint = None, remote: Endpoint = None, backup: b
             "(MPTCP_OPEN_SUB_TUPLE has no priority, and the kernel has no MP_PRIO call), "
             "so backup=True cannot be honoured; open it with backup=False"
         )
-    if isinstance(timeout, bool) or not isinstance(timeout, (int, float)):
-        raise TypeError(f"timeout must be a number of seconds, not {type(timeout).__name__}")
-    if not timeout > 0:
-        raise ValueError(f"timeout must be > 0 seconds, not {timeout!r}")
-    rport = 0
     if remote is None:
-        rtext, rport = _peer(fd)
+        peer_host, rport = read.peer(fd, "open_sub")
+        rhost = parse_ip(peer_host)
     else:
-        rtext, rport = remote[0], remote[1] or 0
-    rfam, rpacked, rscope, rtext = _split_host(rtext)
+        rhost, rport = remote[0], remote[1] or 0
     if local is None:
-        ltext, lport = _route_source(rfam, rtext, rport, rscope), 0
+        lhost, lport = parse_ip(_route_source(rhost.family, rhost.text, rport)), 0
     else:
-        ltext, lport = local[0], local[1] or 0
-    lfam, lpacked, lscope, ltext = _split_host(ltext)
-    if lfam != rfam:
-        raise ValueError(f"local {ltext} and remote {rtext} are of different address families")
-    if not (0 <= lport <= 65535 and 0 <= rport <= 65535):
-        raise ValueError("ports must be in 0..65535")
+        lhost, lport = local[0], local[1] or 0
+    if lhost.family != rhost.family:
+        raise ValueError(f"local {lhost.text} and remote {rhost.text} are of different "
+                         "address families")
+    lfam, lpacked, ltext = lhost.family, lhost.packed, lhost.text
+    rpacked, rtext = rhost.packed, rhost.text
 
     deadline = time.monotonic() + timeout
     want = f"{_fmt(ltext, lport)} -> {_fmt(rtext, rport)}"
     with _open_lock:
         before = set(_core.draft_sub_ids(fd, False))
-        _core.draft_open_sub(fd, lfam, lpacked, lport, rpacked, rport, lscope, rscope)
+        _core.draft_open_sub(fd, lfam, lpacked, lport, rpacked, rport, 0, 0)
         pairs = _core.draft_sub_ids(fd, True)
 
     new_id: Optional[int] = None
@@ -377,10 +333,7 @@ def open_sub(fd: int, local: Endpoint = None, remote: Endpoint = None, backup: b
 def close_sub(fd: int, sub_id: int, how: int = socket.SHUT_RDWR) -> None:
     """Close subflow ``sub_id`` (MPTCP_CLOSE_SUB_ID): the kernel reinjects its data and
     aborts it at once, so it is gone when the call returns."""
-    _check_id(sub_id)
     if how != socket.SHUT_RDWR:
-        if how not in (socket.SHUT_RD, socket.SHUT_WR):
-            raise ValueError(f"how must be socket.SHUT_RD, SHUT_WR or SHUT_RDWR, not {how}")
         raise UnsupportedOperationError(
             "close_sub: the draft-API kernel cannot half-close a subflow (MPTCP_CLOSE_SUB_ID "
             "has no 'how': it aborts the subflow); use how=socket.SHUT_RDWR"
@@ -422,7 +375,6 @@ def _refine(err: MPTCPError, fd: int, sub_id: int, call: str, what: str) -> MPTC
 
 def get_sub_sockopt_int(fd: int, sub_id: int, level: int, optname: int) -> int:
     """An int option of one subflow (MPTCP_SUB_GETSOCKOPT, after MPTCP_ENABLED)."""
-    _check_id(sub_id)
     _check_opt("get_sub_sockopt_int", level, optname)
     _require_mptcp(fd, "get_sub_sockopt_int")
     try:
@@ -437,7 +389,6 @@ def get_sub_sockopt_int(fd: int, sub_id: int, level: int, optname: int) -> int:
 
 def set_sub_sockopt_int(fd: int, sub_id: int, level: int, optname: int, value: int) -> None:
     """Set an int option of one subflow (MPTCP_SUB_SETSOCKOPT, after MPTCP_ENABLED)."""
-    _check_id(sub_id)
     _check_opt("set_sub_sockopt_int", level, optname)
     _require_mptcp(fd, "set_sub_sockopt_int")
     try:
@@ -448,3 +399,22 @@ def set_sub_sockopt_int(fd: int, sub_id: int, level: int, optname: int, value: i
         if better is err:
             raise
         raise better from err
+
+
+def bind() -> Backend:
+    """The draft kernel's functions (call only where the kernel has the draft API)."""
+    return Backend(
+        "draft",
+        sub_id_max=SUB_ID_MAX,
+        get_sub_ids=lambda sock: get_sub_ids(_core.fileno(sock)),
+        get_sub_tuple=get_sub_tuple,
+        open_sub=open_sub,
+        close_sub=close_sub,
+        get_sub_sockopt_int=get_sub_sockopt_int,
+        set_sub_sockopt_int=set_sub_sockopt_int,
+        set_sub_prio=upstream_only("set_sub_prio"),
+        info=upstream_only("info"),
+        is_mptcp=upstream_only("is_mptcp"),
+        subflows=upstream_only("subflows"),
+        require_poller=upstream_only("Poller"),
+    )
