@@ -196,6 +196,7 @@ cdef object decode_sockaddr(const uint8_t *sa, size_t avail):
     cdef uint16_t family
     cdef char text[64]
     cdef unsigned int h, i
+    cdef AddrSlot swap
     cdef object value
     if avail < 2:
         return None
@@ -217,11 +218,16 @@ cdef object decode_sockaddr(const uint8_t *sa, size_t avail):
     if addr_cache[h].value != NULL and memcmp(&addr_cache[h].key, &key, sizeof(key)) == 0:
         return <object>addr_cache[h].value
     if addr_cache[h + 1].value != NULL and memcmp(&addr_cache[h + 1].key, &key, sizeof(key)) == 0:
-        return <object>addr_cache[h + 1].value
+        # Least recently used goes first: the hit becomes the first way, so the next
+        # miss in this set evicts the other entry, not the one just used.
+        swap = addr_cache[h]
+        addr_cache[h] = addr_cache[h + 1]
+        addr_cache[h + 1] = swap
+        return <object>addr_cache[h].value
     if inet_ntop(family, key.addr, text, sizeof(text)) == NULL:
         return None
     value = (PyUnicode_DecodeASCII(text, strlen_(text), NULL), ntohs(key.port))
-    # The set's older entry goes; the newer moves to the second way.
+    # The set's least recently used entry goes; the other moves to the second way.
     Py_XDECREF(addr_cache[h + 1].value)
     addr_cache[h + 1] = addr_cache[h]
     Py_INCREF(value)

@@ -224,3 +224,25 @@ def test_address_cache_keeps_two_colliding_addresses() -> None:
     assert (a1, b1) == ((host, ports[0]), (host, ports[1]))
     assert a2 is a1 and b2 is b1
     assert decode(ports[2], ports[0], ports[1]) == [(host, p) for p in (ports[2], ports[0], ports[1])]
+
+
+def test_address_cache_promotes_a_hit_in_the_second_way() -> None:
+    # A set whose second way holds an address (what earlier decodes may leave
+    # behind): using it must make it the most recent, so the next new address in the
+    # set evicts the other entry. Without that, two colliding subflow addresses
+    # evicted each other on every poll after such a history.
+    host = "10.0.1.2"
+    first = _addr_set(host, 41000)
+    p0, p1, other = [p for p in range(41000, 61000) if _addr_set(host, p) == first][:3]
+    remote = ref.sockaddr_in("10.0.1.1", 80)
+
+    def decode(*ps: int) -> list:  # type: ignore[type-arg]
+        elems = b"".join(ref.sockaddr_in(host, p) + remote for p in ps)
+        data = struct.pack("<4I", 16, len(ps), 256, 256) + elems
+        return [local for local, _ in core.decode_subflow_data(data, "addrs")[1]]
+
+    decode(p0)
+    decode(other)  # the set now holds other, then p0 in its second way
+    a1, b1 = decode(p0, p1)
+    a2, b2 = decode(p0, p1)
+    assert a2 is a1 and b2 is b1
