@@ -28,7 +28,7 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.join(HERE, "..", "src"))
 
 import mptcp  # noqa: E402
-from mptcp.lab import IPPROTO_MPTCP, Lab  # noqa: E402
+from mptcp._lab import IPPROTO_MPTCP, Lab  # noqa: E402
 
 
 def run(rounds: int) -> dict[str, object]:

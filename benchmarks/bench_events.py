@@ -32,10 +32,12 @@ from typing import Any, Optional
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent / "src"))
+sys.path.insert(1, str(HERE.parent))  # tests.outside: ip mptcp monitor, the outside view
 
 import mptcp  # noqa: E402
 from mptcp import Event, EventType  # noqa: E402
-from mptcp.lab import IPPROTO_MPTCP, IpMonitor, Lab, parse_ip_monitor_line  # noqa: E402
+from mptcp._lab import IPPROTO_MPTCP, Lab  # noqa: E402
+from tests.outside import IpMonitor, listener_blip, parse_ip_monitor_line, start_ip_monitor  # noqa: E402
 
 SOL_MPTCP, MPTCP_INFO = 284, 1
 Key = tuple[int, Optional[int], Optional[tuple[str, int]], Optional[tuple[str, int]]]
@@ -161,12 +163,12 @@ def main() -> int:
 
         sides: dict[str, dict[str, Any]] = {}
         for name, ns in (("client", cli), ("server", srv)):
-            ipm, ip_start = lab.start_ip_monitor(ns)
+            ipm, ip_start = start_ip_monitor(lab, ns)
             mon = lab.run_in(ns, mptcp.events, rcvbuf=args.rcvbuf)
             sides[name] = {"ns": ns, "ipm": ipm, "ip_start": ip_start, "mon": mon,
                            "rcvbuf": mon.rcvbuf, "reader": Reader(mon)}
         for side in sides.values():
-            side["start_port"] = lab.listener_blip(side["ns"])
+            side["start_port"] = listener_blip(lab, side["ns"])
 
         load = lab.run_in(cli, client_load, (lab.server_addrs["v4"][0], port),
                           args.conns, args.batch)
@@ -174,7 +176,7 @@ def main() -> int:
                      what="the server to close every connection")
         time.sleep(0.5)
         for side in sides.values():
-            side["end_port"] = lab.listener_blip(side["ns"])
+            side["end_port"] = listener_blip(lab, side["ns"])
 
         report: dict[str, Any] = {
             "kernel": os.uname().release, "conns": args.conns, "batch": args.batch,

@@ -37,7 +37,7 @@ TARGET_MS = 30.0
 MUST_BE_LAZY = [
     "asyncio", "prometheus_client", "ipaddress", "subprocess", "concurrent.futures",
     "http.server", "json", "argparse", "ctypes", "mptcp.pm", "mptcp.diag", "mptcp._events",
-    "mptcp._netlink", "mptcp.lab", "mptcp.cli", "mptcp.exporter",
+    "mptcp._netlink", "mptcp._lab", "mptcp.cli", "mptcp.exporter",
 ]
 
 

@@ -64,7 +64,7 @@ if (SRC / "mptcp").is_dir() and str(SRC) not in sys.path:
 
 import mptcp  # noqa: E402
 from mptcp import _mptcp as core  # noqa: E402
-from mptcp.lab import IPPROTO_MPTCP, Lab  # noqa: E402
+from mptcp._lab import IPPROTO_MPTCP, Lab  # noqa: E402
 
 SOL_MPTCP = 284
 MPTCP_INFO = 1

@@ -39,7 +39,7 @@ sys.path.insert(0, str(HERE.parent / "src"))
 
 import mptcp  # noqa: E402
 from mptcp import diag  # noqa: E402
-from mptcp.lab import Lab  # noqa: E402
+from mptcp._lab import Lab  # noqa: E402
 
 
 class Acceptor:

@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING
 import pytest
 
 if TYPE_CHECKING:
-    from mptcp.lab import Lab
+    from mptcp._lab import Lab
 
 KERNEL_DIR = Path(__file__).parent / "kernel"
 LAB_PREFIX = "mptcp"
@@ -54,7 +54,7 @@ def pytest_sessionstart(session: pytest.Session) -> None:
     if os.geteuid() != 0 or not os.path.isdir("/run/netns"):
         return
     try:
-        from mptcp.lab import cleanup_stale
+        from mptcp._lab import cleanup_stale
     except Exception:  # the package may not import yet; kernel tests will say so
         return
     cleanup_stale(LAB_PREFIX)
@@ -91,7 +91,7 @@ def pytest_runtest_makereport(
 @pytest.fixture
 def lab() -> Iterator[Lab]:
     """A two-path lab with an in-kernel ``subflow`` endpoint on the client's c2."""
-    from mptcp.lab import Lab
+    from mptcp._lab import Lab
 
     lab = Lab(prefix=LAB_PREFIX)
     try:
@@ -101,7 +101,7 @@ def lab() -> Iterator[Lab]:
 
 
 def _userspace_lab() -> Iterator[Lab]:
-    from mptcp.lab import Lab
+    from mptcp._lab import Lab
 
     lab = Lab(prefix=LAB_PREFIX, userspace_pm=True, endpoint=False)
     try:

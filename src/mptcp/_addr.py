@@ -1,11 +1,12 @@
-"""IP address text: validation and the canonical form, shared by the API and the
-path manager. socket.inet_pton/inet_ntop rather than ipaddress: the same answers
-for addresses, at a tenth of the cost on the open_sub path (and a lighter import)."""
+"""Text forms of addresses and tokens: validation and the canonical form of an IP
+address, ``host:port`` as ``ss`` prints it, and a token in hex. socket.inet_pton and
+inet_ntop rather than ipaddress: the same answers for addresses, at a tenth of the
+cost on the open_sub path (and a lighter import)."""
 
 from __future__ import annotations
 
 import socket
-from typing import NamedTuple
+from typing import NamedTuple, Optional, Tuple
 
 
 class Host(NamedTuple):
@@ -46,3 +47,17 @@ def same_host(text: str, host: Host) -> bool:
     """Whether a canonical address text (as the core decodes it) is ``host``, also
     when it is ``host`` v4-mapped."""
     return text == host.text or (host.family == socket.AF_INET and text == "::ffff:" + host.text)
+
+
+def hostport(addr: Optional[Tuple[str, int]]) -> str:
+    """``host:port``, with IPv6 hosts in brackets (as ``ss`` prints them); ``-`` for None."""
+    if addr is None:
+        return "-"
+    host, port = addr
+    return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+
+
+def token_hex(token: Optional[int]) -> str:
+    """A connection token as 8 hex digits, as ``ip mptcp monitor`` prints it; ``-``
+    for None."""
+    return "-" if token is None else f"{token:08x}"

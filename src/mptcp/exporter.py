@@ -39,7 +39,7 @@ import socket
 import sys
 from typing import Any, Callable, Iterator, List, Optional, TextIO, Tuple
 
-from ._top import hostport
+from ._addr import hostport, token_hex
 
 __all__ = ["MPTCPCollector", "serve", "require_prometheus_client", "INSTALL_HINT"]
 
@@ -84,7 +84,7 @@ def require_prometheus_client() -> Any:
 
 
 def _token(token: Optional[int]) -> str:
-    return "" if token is None else f"{token:08x}"
+    return "" if token is None else token_hex(token)
 
 
 class MPTCPCollector:
@@ -99,7 +99,7 @@ class MPTCPCollector:
 
     def __init__(self, source: Optional[Callable[[], List[Any]]] = None) -> None:
         if source is None:
-            from .diag import connections
+            from . import connections
 
             source = connections
         self._source = source

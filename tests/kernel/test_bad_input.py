@@ -22,7 +22,7 @@ from typing import Any, NamedTuple, Optional
 import pytest
 
 import mptcp
-from mptcp.lab import Lab
+from mptcp._lab import Lab
 
 TCP = socket.IPPROTO_TCP
 MAXSEG = socket.TCP_MAXSEG

@@ -23,8 +23,8 @@ import pytest
 
 import mptcp
 from mptcp import diag
-from mptcp.cli import event_json
-from mptcp.lab import Lab
+from mptcp.cli.monitor import event_json
+from mptcp._lab import Lab
 
 SRC = str(Path(mptcp.__file__).resolve().parents[1])
 

@@ -16,7 +16,7 @@ import time
 
 
 import mptcp
-from mptcp.lab import Lab
+from mptcp._lab import Lab
 
 SECONDS = float(os.environ.get("MPTCP_CONCURRENCY_SECONDS", "10"))
 POLLERS = 8

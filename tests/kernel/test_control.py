@@ -21,7 +21,7 @@ import mptcp
 from mptcp._addr import parse_ip
 from mptcp._backends.upstream import control
 from mptcp._netlink import genl
-from mptcp.lab import Lab
+from mptcp._lab import Lab
 
 MIB = 1024 * 1024
 

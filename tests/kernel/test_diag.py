@@ -22,7 +22,8 @@ import pytest
 import mptcp
 from mptcp import diag
 from mptcp._backends.upstream import read as _read
-from mptcp.lab import Lab
+from mptcp._lab import Lab
+from tests.outside import ss_mptcp
 
 SRC = str(Path(diag.__file__).resolve().parents[1])
 
@@ -55,7 +56,7 @@ def _wait_subflows(lab: Lab, ns: str, want: int) -> List[Dict[str, Any]]:
 
 
 def _compare_with_ss(lab: Lab, ns: str, expect_conns: int, expect_subflows: int) -> List[Any]:
-    ss_conns = [c for c in lab.ss_mptcp(ns) if c["state"] == "ESTAB"]
+    ss_conns = [c for c in ss_mptcp(lab, ns) if c["state"] == "ESTAB"]
     ss_subs = [s for s in lab.ss_subflows(ns) if s["state"] == "ESTAB"]
     ours = lab.run_in(ns, diag.connections)
     assert len(ours) == len(ss_conns) == expect_conns

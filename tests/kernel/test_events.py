@@ -24,7 +24,8 @@ from typing import Any, Optional
 import pytest
 
 import mptcp
-from mptcp.lab import Lab, parse_ip_monitor_line
+from mptcp._lab import Lab
+from tests.outside import listener_blip, parse_ip_monitor_line, ss_mptcp, start_ip_monitor
 
 E = importlib.import_module("mptcp._events")
 Event, EventType = mptcp.Event, mptcp.EventType
@@ -96,10 +97,10 @@ class Watch:
 
     def __init__(self, lab: Lab, ns: str) -> None:
         self.lab, self.ns = lab, ns
-        self.ipm, self.ip_start = lab.start_ip_monitor(ns)
+        self.ipm, self.ip_start = start_ip_monitor(lab, ns)
         self.mon = lab.run_in(ns, mptcp.events, rcvbuf=1 << 20)
         self.amon = lab.run_in(ns, mptcp.events, rcvbuf=1 << 20)
-        self.start_port = lab.listener_blip(ns)
+        self.start_port = listener_blip(lab, ns)
         self.acoll: Optional[AsyncCollector] = None
 
     def start_async(self) -> None:
@@ -107,7 +108,7 @@ class Watch:
         self.acoll = AsyncCollector(self.amon)
 
     def finish(self) -> tuple[list[Key], list[Event], list[Event]]:
-        end_port = self.lab.listener_blip(self.ns)
+        end_port = listener_blip(self.lab, self.ns)
         assert self.acoll is not None
         sync = read_until_port(self.mon, end_port)
         asy = self.acoll.result(end_port)
@@ -160,8 +161,8 @@ def test_events_match_ip_monitor_and_asyncio(lab: Lab) -> None:
                      what="only the initial subflows to remain")
         for s in conns[1:]:
             s.close()
-        lab.wait_for(lambda: not lab.ss_mptcp(cli), timeout=10, what="the connections to close")
-        lab.wait_for(lambda: not [c for c in lab.ss_mptcp(srv) if c["state"] != "LISTEN"],
+        lab.wait_for(lambda: not ss_mptcp(lab, cli), timeout=10, what="the connections to close")
+        lab.wait_for(lambda: not [c for c in ss_mptcp(lab, srv) if c["state"] != "LISTEN"],
                      timeout=10, what="the server side to close")
 
         results = {}
@@ -229,7 +230,7 @@ def test_token_filter_and_timeouts(lab: Lab) -> None:
             assert 0.15 < time.monotonic() - t0 < 2
             with pytest.raises(mptcp.MPTCPTimeoutError):
                 by_sock.read(0.05)
-            lab.listener_blip(lab.client_ns)  # no token: filtered out
+            listener_blip(lab, lab.client_ns)  # no token: filtered out
             c = lab.connect(port=server.port)
             c.close()
             a.close()
@@ -254,7 +255,7 @@ def test_close_wakes_blocked_reader_and_is_idempotent(lab: Lab) -> None:
     t = threading.Thread(target=lambda: got.append(list(mon)))
     t.start()
     time.sleep(0.2)
-    port = lab.listener_blip(lab.client_ns)
+    port = listener_blip(lab, lab.client_ns)
     time.sleep(0.2)
     mon.close()
     t.join(5)
@@ -294,7 +295,7 @@ def test_overflow_raises_events_lost_and_monitor_stays_usable(lab: Lab) -> None:
         assert mon.losses == 1
         while mon.next(0.2) is not None:  # what was queued before the loss
             pass
-        port = lab.listener_blip(lab.client_ns)
+        port = listener_blip(lab, lab.client_ns)
         ev = mon.read(5)
         assert ev.type == EventType.LISTENER_CREATED and ev.local == ("127.0.0.1", port)
 

@@ -19,7 +19,7 @@ from typing import Callable, Dict
 import pytest
 
 import mptcp
-from mptcp.lab import Lab
+from mptcp._lab import Lab
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
 

@@ -16,7 +16,7 @@ import pytest
 
 import mptcp
 from mptcp import diag
-from mptcp.lab import Lab
+from mptcp._lab import Lab
 
 prometheus_client = pytest.importorskip("prometheus_client")
 from prometheus_client.parser import text_string_to_metric_families  # noqa: E402

@@ -35,7 +35,7 @@ from typing import Any
 import pytest
 
 import mptcp
-from mptcp.lab import Lab
+from mptcp._lab import Lab
 
 MIB = 1024 * 1024
 TOTAL = 64 * MIB

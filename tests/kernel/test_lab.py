@@ -12,8 +12,9 @@ from typing import Any
 import pytest
 
 import mptcp
-import mptcp.lab as lab_mod
-from mptcp.lab import Lab, cleanup_stale, parse_ss_mptcp, parse_ss_subflows
+import mptcp._lab as lab_mod
+from mptcp._lab import Lab, cleanup_stale, parse_ss_subflows
+from tests.outside import parse_ss_mptcp, ss_mptcp
 
 SOL_MPTCP = 284
 MPTCP_INFO = 1
@@ -86,7 +87,7 @@ def test_endpoint_opens_second_subflow(lab: Lab) -> None:
         extra, token = mptcp_info(s)
         assert extra == 1
         assert {sf["token"] for sf in subflows} == {token}
-        (conn,) = lab.ss_mptcp(lab.client_ns)
+        (conn,) = ss_mptcp(lab, lab.client_ns)
         assert conn["token"] == token
         assert conn["subflows"] == 1
         assert conn["local"] == s.getsockname()[:2]

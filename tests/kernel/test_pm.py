@@ -12,7 +12,7 @@ import pytest
 
 import mptcp
 from mptcp import pm as P
-from mptcp.lab import Lab
+from mptcp._lab import Lab
 
 
 @pytest.fixture(scope="module")

@@ -11,7 +11,8 @@ import pytest
 
 import mptcp
 from mptcp import _api, _backends
-from mptcp.lab import Lab
+from mptcp._lab import Lab
+from tests.outside import ss_mptcp
 
 
 def _two_subflows(lab: Lab, family: int = socket.AF_INET) -> socket.socket:
@@ -66,7 +67,7 @@ def test_ids_agree_across_calls(conn: socket.socket) -> None:
 def test_info_matches_ss(lab: Lab, conn: socket.socket) -> None:
     info = mptcp.info(conn)
     assert isinstance(info, mptcp.MPTCPInfo)
-    (ss,) = [m for m in lab.ss_mptcp(lab.client_ns) if m["local"] == conn.getsockname()]
+    (ss,) = [m for m in ss_mptcp(lab, lab.client_ns) if m["local"] == conn.getsockname()]
     assert ss["token"] == info.token
     assert info.subflows == 1 and info.subflows_total == 2  # subflows counts the extra ones
     assert info.fallback is False and info.bytes_sent >= 65536

@@ -1,7 +1,8 @@
 """Security properties: no process spawning, checked environment, per-connection
 path-manager commands, and no namespace left behind on SIGINT/SIGTERM.
 
-* Only ``mptcp demo`` (``_demo``/``cli``) and the test lab (``lab``) may run ``ip``:
+* Only the command layer (``cli``, whose ``demo`` uses the lab) and the namespace
+  lab (``_lab``) may run ``ip``:
   every other module is checked by AST for a way to start a process, and a
   representative run of the library in a child process with an audit hook
   (``sys.addaudithook``) must fire no process-creation event.
@@ -10,8 +11,8 @@ path-manager commands, and no namespace left behind on SIGINT/SIGTERM.
   error or are ignored as the README documents.
 * ``open_sub``/``close_sub``/``set_sub_prio`` act only on the connection of the
   socket passed (its token), and PathManager calls only on the token given.
-* ``mptcp demo`` and a :class:`~mptcp.lab.Lab` in a child process remove their
-  namespaces on SIGINT and SIGTERM (SIGTERM becomes ``mptcp.lab.LabTerminated``,
+* ``mptcp demo`` and a :class:`~mptcp._lab.Lab` in a child process remove their
+  namespaces on SIGINT and SIGTERM (SIGTERM becomes ``mptcp._lab.LabTerminated``,
   a ``KeyboardInterrupt``, while a lab is open); so does a pytest run using the
   lab fixtures.
 """
@@ -36,13 +37,14 @@ from typing import Any
 import pytest
 
 import mptcp
-from mptcp.lab import Lab
+from mptcp._lab import Lab
+from tests.outside import ss_mptcp
 
 REPO = Path(__file__).resolve().parents[2]
 SRC = REPO / "src"  # the sources this checkout ships (scanned)
 PKG = SRC / "mptcp"
 IMPORT_ROOT = Path(mptcp.__file__).resolve().parents[1]  # where children import mptcp from
-ALLOWED_TO_SPAWN = {"lab", "_demo", "cli"}  # the demo command and the test lab run `ip`
+ALLOWED_TO_SPAWN = {"_lab", "cli"}  # the command layer and the namespace lab run `ip`
 
 
 def _env(**extra: str) -> dict[str, str]:
@@ -110,7 +112,7 @@ def _spawn_uses(path: Path) -> list[str]:
 def test_no_library_module_can_spawn_a_process() -> None:
     mods = _library_modules()
     assert {"_api", "_backends", "_events", "_netlink", "pm", "diag", "_backends.upstream.control",
-            "exporter", "_top", "_backends.draft"} <= set(mods), mods
+            "exporter", "_backends.draft"} <= set(mods), mods
     problems = {}
     for m in mods:
         if m != "__main__":  # which would run the command line
@@ -119,7 +121,7 @@ def test_no_library_module_can_spawn_a_process() -> None:
         uses = _spawn_uses(path if path.exists() else PKG.joinpath(*m.split("."), "__init__.py"))
         if uses:
             problems[m] = uses
-    assert not problems, f"process-spawning code outside lab/_demo/cli: {problems}"
+    assert not problems, f"process-spawning code outside _lab/cli: {problems}"
     # The compiled core: no libc process calls either.
     core_sources = [*SRC.glob("*.pyx"), *SRC.glob("*.pxi"), *SRC.glob("*.pxd"),
                     *(REPO / "include").glob("*.h")]
@@ -411,7 +413,7 @@ def test_pm_commands_act_only_on_the_callers_connection(ulab: Lab) -> None:
         # a stale token (A aborted, so its token is freed at once) is refused, B untouched
         a.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
         a.close()
-        lab.wait_for(lambda: not any(r["token"] == tok_a for r in lab.ss_mptcp(lab.client_ns)),
+        lab.wait_for(lambda: not any(r["token"] == tok_a for r in ss_mptcp(lab, lab.client_ns)),
                      what="A to go away")
         with pytest.raises(mptcp.NotMPTCPError, match="token"):
             in_client(lab, pm.destroy_subflow, tok_a, b2.local, b2.remote)
@@ -497,7 +499,7 @@ def test_demo_removes_namespaces_on_signal(sig: int, reap: list[str]) -> None:
 
 _LAB_CHILD = r"""
 import sys, time
-from mptcp.lab import Lab
+from mptcp._lab import Lab
 if sys.argv[1] == "with":
     with Lab(prefix="mptcp") as lab:
         srv = lab.start_server()
@@ -537,7 +539,7 @@ def test_lab_in_a_child_removes_namespaces_on_signal(sig: int, how: str,
 
 _SIGNAL_STATE_CHILD = r"""
 import signal
-from mptcp.lab import Lab, _on_term_signal
+from mptcp._lab import Lab, _on_term_signal
 assert signal.getsignal(signal.SIGTERM) is signal.SIG_DFL
 with Lab(prefix="mptcp", ipv6=False):
     assert signal.getsignal(signal.SIGTERM) is _on_term_signal

@@ -40,7 +40,8 @@ from typing import Any
 import mptcp
 from mptcp._netlink.mptcp_pm import decode_event, decode_events
 from mptcp._records import EventType
-from mptcp.lab import Lab
+from mptcp._lab import Lab
+from tests.outside import listener_blip
 
 MIB = 1024 * 1024
 RSS_BOUND = 2 * MIB
@@ -342,7 +343,7 @@ def test_event_decodes_captured(lab: Lab, count: Callable[[str], int]) -> None:
         srv = lab.start_server()
         with two_subflows(lab, srv.port):
             pass
-        lab.listener_blip(lab.client_ns)
+        listener_blip(lab, lab.client_ns)
         want = {"CREATED", "ESTABLISHED", "SUB_ESTABLISHED", "CLOSED", "LISTENER_CREATED"}
         seen = set()
         deadline = time.monotonic() + 10

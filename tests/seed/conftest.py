@@ -192,7 +192,7 @@ class _ThreadInNetns:
 
 @pytest.fixture(scope="session")
 def _upstream_lab() -> Iterator[Any]:
-    from mptcp.lab import Lab
+    from mptcp._lab import Lab
 
     lab = Lab(prefix=LAB_PREFIX, userspace_pm=True, endpoint=False)
     try:

@@ -10,13 +10,22 @@ from __future__ import annotations
 
 import hashlib
 import os
+import sys
 import threading
 import time
 from typing import Any, Callable, List, Optional, TextIO
 
 import mptcp
 
-from .lab import Lab
+from .._lab import Lab
+
+__all__ = ["add_parser", "run", "missing_requirements"]
+
+
+def add_parser(sub: Any) -> None:
+    demo = sub.add_parser("demo", help="a live two-path MPTCP transfer in private namespaces (root)")
+    demo.add_argument("--size", type=int, default=24, help="MiB to transfer (default 24)")
+    demo.set_defaults(func=lambda args: run(sys.stdout, size_mib=args.size))
 
 CHUNK = 64 * 1024
 

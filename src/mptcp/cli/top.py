@@ -13,20 +13,31 @@ interval, like ``top -b``.
 
 from __future__ import annotations
 
+import argparse
 import json
 import os
 import select
-import signal
 import sys
 import termios
 import time
 import tty
-from types import FrameType
 from typing import Any, Callable, Dict, List, NamedTuple, Optional, TextIO, Tuple
 
-from ._records import Address
+from .._addr import hostport, token_hex
+from .._records import Address
+from ._shared import Stop, human_bytes, opt, positive_float, stop_on_signals
 
-__all__ = ["SubflowRate", "Sampler", "render", "run"]
+__all__ = ["add_parser", "SubflowRate", "Sampler", "render", "run"]
+
+
+def add_parser(sub: Any) -> None:
+    top = sub.add_parser("top", help="live per-subflow throughput and RTT, sorted by traffic")
+    top.add_argument("--interval", type=positive_float, default=1.0,
+                     help="seconds between refreshes (default 1.0)")
+    top.add_argument("--once", action="store_true",
+                     help="print one snapshot (rates over one interval) and exit")
+    top.add_argument("--json", action="store_true", help="snapshots as JSON, one per line")
+    top.set_defaults(func=lambda args: run(args.interval, once=args.once, as_json=args.json))
 
 # Alternate screen + hidden cursor, and back.
 _ENTER = "\x1b[?1049h\x1b[?25l"
@@ -85,7 +96,7 @@ class Sampler:
     def __init__(self, source: Optional[Callable[[], List[Any]]] = None,
                  clock: Callable[[], float] = time.monotonic) -> None:
         if source is None:
-            from .diag import connections
+            from .. import connections
 
             source = connections
         self._source = source
@@ -126,33 +137,8 @@ class Sampler:
         return rows
 
 
-def hostport(addr: Optional[Address]) -> str:
-    """``host:port``, with IPv6 hosts in brackets; ``-`` for None."""
-    if addr is None:
-        return "-"
-    host, port = addr
-    return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
-
-
-def human_bytes(n: Optional[float], suffix: str = "") -> str:
-    """``1.5 MiB`` style; ``-`` for None."""
-    if n is None:
-        return "-"
-    value = float(n)
-    for unit in ("B", "KiB", "MiB", "GiB", "TiB"):
-        if abs(value) < 1024 or unit == "TiB":
-            text = f"{value:.0f}" if unit == "B" else f"{value:.1f}"
-            return f"{text} {unit}{suffix}"
-        value /= 1024
-    return f"{value:.1f} TiB{suffix}"  # pragma: no cover
-
-
 def _ms(us: Optional[int]) -> str:
     return "-" if us is None else f"{us / 1000:.2f}"
-
-
-def _opt(v: Optional[int]) -> str:
-    return "-" if v is None else str(v)
 
 
 def render(rows: List[SubflowRate], connections: int, interval: float,
@@ -170,13 +156,13 @@ def render(rows: List[SubflowRate], connections: int, interval: float,
               f"  {'TX/s':>12}  {'RX/s':>12}  {'RTT ms':>8}  {'CWND':>6}")
     lines = [title, header]
     for r in rows:
-        token = "-" if r.token is None else f"{r.token:08x}"
+        token = token_hex(r.token)
         mark = "B" if r.backup else " "
-        ids = f"{_opt(r.loc_id)}/{_opt(r.rem_id)}"
+        ids = f"{opt(r.loc_id)}/{opt(r.rem_id)}"
         lines.append(
             f"{token:<8}  {hostport(r.local):<{lw}}  {hostport(r.remote):<{rw}}  {mark}  {ids:<7}"
             f"  {human_bytes(r.tx_rate, '/s'):>12}  {human_bytes(r.rx_rate, '/s'):>12}"
-            f"  {_ms(r.rtt_us):>8}  {_opt(r.snd_cwnd):>6}")
+            f"  {_ms(r.rtt_us):>8}  {opt(r.snd_cwnd):>6}")
     if height > 0:
         lines = lines[:height]
     return [line[:width] for line in lines]
@@ -194,14 +180,6 @@ def snapshot_json(rows: List[SubflowRate], connections: int, elapsed: float) -> 
             for r in rows
         ],
     }
-
-
-class _Stop(Exception):
-    pass
-
-
-def _raise_stop(signum: int, frame: Optional[FrameType]) -> None:
-    raise _Stop()
 
 
 def _write_sample(sampler: Sampler, interval: float, as_json: bool, out: TextIO,
@@ -297,18 +275,13 @@ def run(interval: float = 1.0, *, once: bool = False, as_json: bool = False,
     out = sys.stdout if out is None else out
     inp = sys.stdin if inp is None else inp
     sampler = Sampler()
-    handlers = {}
-    for sig in (signal.SIGTERM, signal.SIGHUP):
-        handlers[sig] = signal.signal(sig, _raise_stop)
     try:
-        if once:
-            return _once(sampler, interval, as_json, out)
-        interactive = not as_json and out.isatty() and inp.isatty()
-        if not interactive:
-            return _batch(sampler, interval, as_json, out)
-        return _live(sampler, interval, inp.fileno(), out)
-    except (KeyboardInterrupt, _Stop):
+        with stop_on_signals():
+            if once:
+                return _once(sampler, interval, as_json, out)
+            interactive = not as_json and out.isatty() and inp.isatty()
+            if not interactive:
+                return _batch(sampler, interval, as_json, out)
+            return _live(sampler, interval, inp.fileno(), out)
+    except (KeyboardInterrupt, Stop):
         return 0
-    finally:
-        for sig, old in handlers.items():
-            signal.signal(sig, old)
