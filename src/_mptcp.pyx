@@ -736,22 +736,14 @@ def subflows(sock):
     return full_info(as_fd(sock), False, False, "subflows")
 
 
-def snapshot(int fd):
+def snapshot(int fd, str call="subflows"):
     """(MPTCPInfo, [SubflowInfo]) from one FULL_INFO snapshot (6.5)."""
-    return full_info(fd, False, True, "subflows")
+    return full_info(fd, False, True, call)
 
 
 def sub_ids(sock):
     """Ids of the live subflows, ascending (FULL_INFO, 6.5)."""
     return full_info(as_fd(sock), True, False, "get_sub_ids")
-
-
-def find_subflow(int fd, uint32_t sub_id, str call="get_sub_tuple"):
-    """The live subflow with kernel id `sub_id`, or None (FULL_INFO, 6.5)."""
-    for rec in full_info(fd, False, False, call):
-        if rec[0] == sub_id:
-            return rec
-    return None
 
 
 def subflows_legacy(int fd):

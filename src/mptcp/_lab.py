@@ -48,7 +48,7 @@ __all__ = [
     "parse_ss_subflows", "wait_for",
 ]
 
-IPPROTO_MPTCP = 262
+IPPROTO_MPTCP = socket.IPPROTO_MPTCP
 _CLONE_NEWNET = 0x40000000
 _NETNS_DIR = "/run/netns"
 _AF_INET = socket.AF_INET

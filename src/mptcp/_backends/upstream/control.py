@@ -389,8 +389,7 @@ def close_sub(fd: int, sub_id: int, how: int, *, timeout: float = 5.0) -> None:
             "(SUBFLOW_DESTROY closes both directions); use how=socket.SHUT_RDWR, or "
             "shutdown() the whole MPTCP socket"
         )
-    rec = read.find_subflow(fd, sub_id, "close_sub")
-    token = read.token(fd, "close_sub")
+    rec, token = read.subflow_and_token(fd, sub_id, "close_sub")
     lhost, lport, rhost, rport = _hosts_of(rec)
     thread_pm().subflow_destroy(token, lhost, lport, rhost, rport,
                                 lambda: f"closing the subflow {fmt(lhost, lport)} -> "
@@ -416,8 +415,7 @@ def set_sub_prio(fd: int, sub_id: int, backup: bool) -> None:
     """Set (True) or clear (False) the backup priority of one subflow: SET_FLAGS
     with its 4-tuple, which sends MP_PRIO to the peer. Userspace PM, 5.19+ (ids
     6.5+)."""
-    rec = read.find_subflow(fd, sub_id, "set_sub_prio")
-    token = read.token(fd, "set_sub_prio")
+    rec, token = read.subflow_and_token(fd, sub_id, "set_sub_prio")
     lhost, lport, rhost, rport = _hosts_of(rec)
     thread_pm().set_backup(token, lhost, lport, rhost, rport, backup,
                            f"setting backup={backup} on {fmt(lhost, lport)} -> "

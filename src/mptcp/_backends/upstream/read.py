@@ -30,7 +30,7 @@ from ..._records import Subflow, SubflowFlags, SubflowInfo
 
 __all__ = [
     "core_error", "kernel_has", "info", "is_mptcp", "subflows", "subflows_legacy",
-    "find_subflow", "token", "token_of", "peer", "subflow_flags", "get_sub_tuple",
+    "find_subflow", "subflow_and_token", "token", "token_of", "peer", "subflow_flags", "get_sub_tuple",
 ]
 
 _SO_PROTOCOL = getattr(socket, "SO_PROTOCOL", 38)
@@ -159,19 +159,29 @@ def is_mptcp(fd: int) -> bool:
 
 def find_subflow(fd: int, sub_id: int, call: str) -> SubflowInfo:
     """The live subflow ``sub_id`` (one FULL_INFO snapshot), or SubflowNotFoundError."""
-    rec: Optional[SubflowInfo] = _core.find_subflow(fd, sub_id, call)
-    if rec is None:
-        raise SubflowNotFoundError(
-            _errno.ENOENT,
-            f"{call}: no live subflow with id {sub_id} on fd {fd} "
-            f"(live ids: {_core.sub_ids(fd)})",
-        )
-    return rec
+    return subflow_and_token(fd, sub_id, call)[0]
+
+
+def subflow_and_token(fd: int, sub_id: int, call: str) -> Tuple[SubflowInfo, int]:
+    """The live subflow ``sub_id`` and the connection's token, from one FULL_INFO
+    snapshot (6.5); SubflowNotFoundError if no live subflow has that id."""
+    conn, subs = _core.snapshot(fd, call)
+    for rec in subs:
+        if rec.id == sub_id:
+            return rec, _checked_token(conn.token, fd, call)
+    raise SubflowNotFoundError(
+        _errno.ENOENT,
+        f"{call}: no live subflow with id {sub_id} on fd {fd} "
+        f"(live ids: {sorted(r.id or 0 for r in subs)})",
+    )
 
 
 def token(fd: int, call: str) -> int:
     """The connection's local token (MPTCP_INFO), or NotMPTCPError."""
-    tok = _core.info(fd, call).token
+    return _checked_token(_core.info(fd, call).token, fd, call)
+
+
+def _checked_token(tok: Optional[int], fd: int, call: str) -> int:
     if not tok:
         raise NotMPTCPError(
             _errno.ENOTCONN, f"{call}: fd {fd} has no MPTCP token: not connected or not MPTCP"
