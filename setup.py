@@ -18,8 +18,8 @@ if os.environ.get("MPTCP_SANITIZE") == "1":
 
 ext = Extension(
     "mptcp._mptcp",
-    ["src/_mptcp.pyx"],
-    include_dirs=["include"],
+    ["src/_mptcp.pyx", "src/mptcp_bpf.c"],
+    include_dirs=["include", "src"],
     extra_compile_args=cflags,
     extra_link_args=ldflags,
 )

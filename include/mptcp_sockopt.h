@@ -2,12 +2,14 @@
  * mptcp_sockopt.h - the kernel ABI that the mptcp package relies on, in our own copy.
  *
  * Builds never include <linux/mptcp.h>: build hosts ship headers of every age, and the
- * draft-API structs were never in any mainline header. Every constant is under #ifndef
- * so a host definition (same value) wins silently; every struct layout is pinned by
- * _Static_assert so a wrong copy fails the build instead of decoding garbage.
+ * draft-API structs were never in any mainline header. Every kernel constant is under
+ * #ifndef so a host definition (same value) wins silently (our own MPTCPK_ names need
+ * no guard); every struct layout is pinned by _Static_assert so a wrong copy fails
+ * the build instead of decoding garbage.
  *
  * Sources: uapi linux/mptcp.h, linux/mptcp_pm.h, linux/tcp.h, linux/inet_diag.h,
- * linux/sock_diag.h (mainline 6.18), and the draft-hesmans-mptcp-socket research fork.
+ * linux/sock_diag.h, linux/bpf.h, linux/btf.h (mainline 6.18), and the
+ * draft-hesmans-mptcp-socket research fork.
  */
 #ifndef MPTCP_SOCKOPT_H
 #define MPTCP_SOCKOPT_H
@@ -393,6 +395,215 @@ struct mptcpk_sub_setsockopt {
 };
 
 /* ---------------------------------------------------------------------------------
+ * 5. BPF: one subflow's socket options through an iter/tcp program (raw bpf(2))
+ *
+ * Our copies of the parts of uapi linux/bpf.h and linux/btf.h the loader uses
+ * (kernel enums get MPTCPK_ names, so this header can sit beside <linux/bpf.h>),
+ * and the request/response record the program shares with us in its array map.
+ * ------------------------------------------------------------------------------- */
+#ifndef __NR_bpf
+#  if defined(__x86_64__)
+#    define __NR_bpf 321
+#  elif defined(__aarch64__)
+#    define __NR_bpf 280
+#  endif
+#endif
+
+#define MPTCPK_BPF_MAP_CREATE      0
+#define MPTCPK_BPF_MAP_LOOKUP_ELEM 1
+#define MPTCPK_BPF_MAP_UPDATE_ELEM 2
+#define MPTCPK_BPF_PROG_LOAD       5
+#define MPTCPK_BPF_LINK_CREATE     28
+#define MPTCPK_BPF_ITER_CREATE     33
+#define MPTCPK_BPF_MAP_TYPE_ARRAY  2
+#define MPTCPK_BPF_PROG_TYPE_TRACING 26
+#define MPTCPK_BPF_TRACE_ITER      28
+
+/* instruction classes, sizes, modes and ops (uapi linux/bpf_common.h, linux/bpf.h) */
+#define MPTCPK_BPF_LD     0x00
+#define MPTCPK_BPF_LDX    0x01
+#define MPTCPK_BPF_STX    0x03
+#define MPTCPK_BPF_ALU    0x04
+#define MPTCPK_BPF_JMP    0x05
+#define MPTCPK_BPF_ALU64  0x07
+#define MPTCPK_BPF_W      0x00
+#define MPTCPK_BPF_H      0x08
+#define MPTCPK_BPF_B      0x10
+#define MPTCPK_BPF_DW     0x18
+#define MPTCPK_BPF_IMM    0x00
+#define MPTCPK_BPF_MEM    0x60
+#define MPTCPK_BPF_ADD    0x00
+#define MPTCPK_BPF_AND    0x50
+#define MPTCPK_BPF_RSH    0x70
+#define MPTCPK_BPF_MOV    0xb0
+#define MPTCPK_BPF_END    0xd0
+#define MPTCPK_BPF_TO_BE  0x08
+#define MPTCPK_BPF_K      0x00
+#define MPTCPK_BPF_X      0x08
+#define MPTCPK_BPF_JA     0x00
+#define MPTCPK_BPF_JEQ    0x10
+#define MPTCPK_BPF_JGT    0x20
+#define MPTCPK_BPF_JNE    0x50
+#define MPTCPK_BPF_JLT    0xa0
+#define MPTCPK_BPF_CALL   0x80
+#define MPTCPK_BPF_EXIT   0x90
+#define MPTCPK_BPF_PSEUDO_MAP_VALUE 2
+#define MPTCPK_BPF_PSEUDO_KFUNC_CALL 2
+#define MPTCPK_BPF_ANY    0
+
+/* Socket options the per-subflow path supports that libc or Python may lack. */
+#ifndef SO_MAX_PACING_RATE
+#define SO_MAX_PACING_RATE 47      /* SOL_SOCKET */
+#endif
+#ifndef SO_BINDTOIFINDEX
+#define SO_BINDTOIFINDEX 62        /* SOL_SOCKET, 5.0 */
+#endif
+#ifndef SO_TXREHASH
+#define SO_TXREHASH 74             /* SOL_SOCKET, 5.18 */
+#endif
+#ifndef TCP_THIN_LINEAR_TIMEOUTS
+#define TCP_THIN_LINEAR_TIMEOUTS 16 /* SOL_TCP */
+#endif
+#ifndef TCP_SAVE_SYN
+#define TCP_SAVE_SYN 27            /* SOL_TCP */
+#endif
+#ifndef TCP_RTO_MAX_MS
+#define TCP_RTO_MAX_MS 44          /* SOL_TCP, 6.15 */
+#endif
+#ifndef TCP_BPF_IW
+#define TCP_BPF_IW 1001            /* SOL_TCP, BPF only */
+#endif
+#ifndef TCP_BPF_SNDCWND_CLAMP
+#define TCP_BPF_SNDCWND_CLAMP 1002 /* SOL_TCP, BPF only */
+#endif
+#ifndef TCP_BPF_DELACK_MAX
+#define TCP_BPF_DELACK_MAX 1003    /* SOL_TCP, BPF only, 6.1 */
+#endif
+#ifndef TCP_BPF_RTO_MIN
+#define TCP_BPF_RTO_MIN 1004       /* SOL_TCP, BPF only, 6.1 */
+#endif
+#ifndef IPV6_AUTOFLOWLABEL
+#define IPV6_AUTOFLOWLABEL 70      /* SOL_IPV6 */
+#endif
+
+/* The socket's network namespace, to run the iterator in it (5.14; SIOCGSKNS 4.9). */
+#define MPTCPK_SO_NETNS_COOKIE 71
+#define MPTCPK_SIOCGSKNS 0x894C
+
+/* helper ids (enum bpf_func_id) */
+#define MPTCPK_BPF_FN_SETSOCKOPT        49
+#define MPTCPK_BPF_FN_GETSOCKOPT        57
+#define MPTCPK_BPF_FN_PROBE_READ_KERNEL 113
+#define MPTCPK_BPF_FN_SKC_TO_TCP_SOCK   137
+
+struct mptcpk_bpf_insn {
+    uint8_t code;
+    uint8_t dst_reg:4;
+    uint8_t src_reg:4;
+    int16_t off;
+    int32_t imm;
+};
+
+/* bpf_attr subsets, one per command: the kernel takes a shorter attr than its own
+ * as long as the bytes it does not get would be zero. */
+struct mptcpk_bpf_map_create {
+    uint32_t map_type, key_size, value_size, max_entries, map_flags;
+    uint32_t inner_map_fd, numa_node;
+    char map_name[16];
+    uint32_t map_ifindex, btf_fd, btf_key_type_id, btf_value_type_id;
+    uint32_t btf_vmlinux_value_type_id;
+    uint64_t map_extra;
+};
+
+struct mptcpk_bpf_map_elem {
+    uint32_t map_fd;
+    uint32_t pad;
+    uint64_t key;
+    uint64_t value;
+    uint64_t flags;
+};
+
+struct mptcpk_bpf_prog_load {
+    uint32_t prog_type, insn_cnt;
+    uint64_t insns, license;
+    uint32_t log_level, log_size;
+    uint64_t log_buf;
+    uint32_t kern_version, prog_flags;
+    char prog_name[16];
+    uint32_t prog_ifindex, expected_attach_type;
+    uint32_t prog_btf_fd, func_info_rec_size;
+    uint64_t func_info;
+    uint32_t func_info_cnt, line_info_rec_size;
+    uint64_t line_info;
+    uint32_t line_info_cnt, attach_btf_id;
+    uint32_t attach_btf_obj_fd, core_relo_cnt;
+    uint64_t fd_array, core_relos;
+    uint32_t core_relo_rec_size, log_true_size;
+};
+
+struct mptcpk_bpf_link_create {
+    uint32_t prog_fd, target_fd, attach_type, flags;
+    uint64_t iter_info;
+    uint32_t iter_info_len, pad;
+};
+
+struct mptcpk_bpf_iter_create {
+    uint32_t link_fd, flags;
+};
+
+/* BTF (uapi linux/btf.h) */
+#define MPTCPK_BTF_MAGIC 0xeB9F
+struct mptcpk_btf_header {
+    uint16_t magic;
+    uint8_t version, flags;
+    uint32_t hdr_len, type_off, type_len, str_off, str_len;
+};
+struct mptcpk_btf_type {
+    uint32_t name_off;
+    uint32_t info;          /* vlen bits 0-15, kind 24-28, kind_flag 31 */
+    uint32_t size_or_type;
+};
+/* what follows a btf_type, by kind (all but member and array only skipped) */
+struct mptcpk_btf_member { uint32_t name_off, type, offset; };
+struct mptcpk_btf_array { uint32_t type, index_type, nelems; };
+struct mptcpk_btf_enum { uint32_t name_off; int32_t val; };
+struct mptcpk_btf_param { uint32_t name_off, type; };
+struct mptcpk_btf_var_secinfo { uint32_t type, offset, size; };
+struct mptcpk_btf_enum64 { uint32_t name_off, val_lo32, val_hi32; };
+enum {
+    MPTCPK_BTF_KIND_INT = 1, MPTCPK_BTF_KIND_PTR, MPTCPK_BTF_KIND_ARRAY,
+    MPTCPK_BTF_KIND_STRUCT, MPTCPK_BTF_KIND_UNION, MPTCPK_BTF_KIND_ENUM,
+    MPTCPK_BTF_KIND_FWD, MPTCPK_BTF_KIND_TYPEDEF, MPTCPK_BTF_KIND_VOLATILE,
+    MPTCPK_BTF_KIND_CONST, MPTCPK_BTF_KIND_RESTRICT, MPTCPK_BTF_KIND_FUNC,
+    MPTCPK_BTF_KIND_FUNC_PROTO, MPTCPK_BTF_KIND_VAR, MPTCPK_BTF_KIND_DATASEC,
+    MPTCPK_BTF_KIND_FLOAT, MPTCPK_BTF_KIND_DECL_TAG, MPTCPK_BTF_KIND_TYPE_TAG,
+    MPTCPK_BTF_KIND_ENUM64,
+};
+
+/* The program's array map value: which subflow and what to do (in), what the
+ * helper said (out). The family is the subflow socket's as the kernel reports it
+ * (an AF_INET6 subflow to ::ffff:a.b.c.d is AF_INET6 with mapped addresses). */
+#define MPTCPK_BPF_VALUE_MAX 128   /* TCP_CONGESTION 16, SO_BINDTODEVICE 16 */
+#define MPTCPK_BPF_OP_GET 0
+#define MPTCPK_BPF_OP_SET 1
+struct mptcpk_bpf_req {
+    uint32_t family;            /* AF_INET / AF_INET6 */
+    uint32_t token;             /* this side's MPTCP_INFO token */
+    uint8_t saddr[16];          /* local address, network order (4 bytes for AF_INET) */
+    uint8_t daddr[16];          /* remote address */
+    uint16_t sport;             /* local port, host order */
+    uint16_t dport;             /* remote port, host order */
+    int32_t op;                 /* MPTCPK_BPF_OP_GET / _SET */
+    int32_t level;
+    int32_t optname;
+    int32_t optlen;             /* 1..MPTCPK_BPF_VALUE_MAX (4 for an int) */
+    int32_t ret;                /* out: the helper's return (0 or -errno) */
+    uint32_t matched;           /* out: sockets that matched (0: no such subflow) */
+    uint32_t reserved;
+    uint8_t value[MPTCPK_BPF_VALUE_MAX];  /* in for SET, out for GET */
+};
+
+/* ---------------------------------------------------------------------------------
  * Layout checks
  * ------------------------------------------------------------------------------- */
 _Static_assert(sizeof(struct mptcpk_info) == 96, "mptcp_info is 96 bytes (6.18)");
@@ -427,5 +638,27 @@ _Static_assert(sizeof(struct mptcpk_sub_setsockopt) == 32, "sub_setsockopt is 32
 _Static_assert(offsetof(struct mptcpk_sub_getsockopt, optval) == 16, "optval at 16");
 _Static_assert(offsetof(struct mptcpk_sub_getsockopt, optlen) == 24, "optlen at 24");
 #endif
+
+_Static_assert(sizeof(struct mptcpk_bpf_insn) == 8, "bpf_insn is 8 bytes");
+_Static_assert(offsetof(struct mptcpk_bpf_map_create, map_name) == 28, "map_name at 28");
+_Static_assert(offsetof(struct mptcpk_bpf_map_create, map_extra) == 64, "map_extra at 64");
+_Static_assert(sizeof(struct mptcpk_bpf_map_elem) == 32, "map_elem attr is 32 bytes");
+_Static_assert(offsetof(struct mptcpk_bpf_prog_load, prog_name) == 48, "prog_name at 48");
+_Static_assert(offsetof(struct mptcpk_bpf_prog_load, expected_attach_type) == 68, "expected_attach_type at 68");
+_Static_assert(offsetof(struct mptcpk_bpf_prog_load, attach_btf_id) == 108, "attach_btf_id at 108");
+_Static_assert(sizeof(struct mptcpk_bpf_prog_load) == 144, "prog_load attr is 144 bytes");
+_Static_assert(offsetof(struct mptcpk_bpf_link_create, iter_info) == 16, "iter_info at 16");
+_Static_assert(sizeof(struct mptcpk_bpf_iter_create) == 8, "iter_create attr is 8 bytes");
+_Static_assert(sizeof(struct mptcpk_btf_header) == 24, "btf_header is 24 bytes");
+_Static_assert(sizeof(struct mptcpk_btf_type) == 12, "btf_type is 12 bytes");
+_Static_assert(sizeof(struct mptcpk_btf_member) == 12, "btf_member is 12 bytes");
+_Static_assert(sizeof(struct mptcpk_btf_enum) == 8, "btf_enum is 8 bytes");
+_Static_assert(sizeof(struct mptcpk_btf_param) == 8, "btf_param is 8 bytes");
+_Static_assert(sizeof(struct mptcpk_btf_var_secinfo) == 12, "btf_var_secinfo is 12 bytes");
+_Static_assert(sizeof(struct mptcpk_btf_enum64) == 12, "btf_enum64 is 12 bytes");
+_Static_assert(offsetof(struct mptcpk_bpf_req, sport) == 40, "req.sport at 40");
+_Static_assert(offsetof(struct mptcpk_bpf_req, ret) == 60, "req.ret at 60");
+_Static_assert(offsetof(struct mptcpk_bpf_req, value) == 72, "req.value at 72");
+_Static_assert(sizeof(struct mptcpk_bpf_req) == 72 + MPTCPK_BPF_VALUE_MAX, "bpf_req size");
 
 #endif /* MPTCP_SOCKOPT_H */

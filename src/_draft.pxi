@@ -250,45 +250,52 @@ def draft_close_sub(int fd, uint8_t sub_id):
         draft_raise(err, "close_sub", fd)
 
 
-def draft_sub_getsockopt_int(int fd, uint8_t sub_id, int level, int optname):
-    """An int option of one subflow through SUB_GETSOCKOPT (32-byte request)."""
+DEF DRAFT_OPT_MAX = 256
+
+
+def draft_sub_getsockopt(int fd, uint8_t sub_id, int level, int optname, int buflen, str call):
+    """Up to ``buflen`` bytes of an option of one subflow (SUB_GETSOCKOPT, 32-byte
+    request): the bytes the subflow's getsockopt wrote."""
     cdef mptcpk_sub_getsockopt req
-    cdef int value = 0
-    cdef uint32_t vlen = sizeof(value)
+    cdef char value[DRAFT_OPT_MAX]
+    cdef uint32_t vlen
     cdef socklen_t length = sizeof(req)
     cdef int err
+    if not 0 < buflen <= DRAFT_OPT_MAX:
+        raise ValueError(f"buflen must be 1-{DRAFT_OPT_MAX}, not {buflen}")
+    vlen = buflen
     memset(&req, 0, sizeof(req))
+    memset(value, 0, sizeof(value))
     req.id = sub_id
     req.level = level
     req.optname = optname
-    req.optval = <char *>&value
+    req.optval = value
     req.optlen = &vlen
     with nogil:
         err = sockopt_get(fd, IPPROTO_TCP, MPTCP_SUB_GETSOCKOPT, &req, &length)
     if err:
-        draft_raise(err, "get_sub_sockopt_int", fd)
-    if vlen == 1:
-        # Some IP options answer one byte: read it, not the int's first byte by luck.
-        return (<uint8_t *>&value)[0]
-    return value
+        draft_raise(err, call, fd)
+    return value[:vlen if vlen < <uint32_t>buflen else buflen]
 
 
-def draft_sub_setsockopt_int(int fd, uint8_t sub_id, int level, int optname, int value):
-    """Set an int option of one subflow through SUB_SETSOCKOPT (32-byte request).
+def draft_sub_setsockopt(int fd, uint8_t sub_id, int level, int optname,
+                         const unsigned char[:] value not None, str call):
+    """Set an option of one subflow (SUB_SETSOCKOPT, 32-byte request) to ``value``.
 
     Only on a socket MPTCP_ENABLED said is an MPTCP connection: on any other the
     fork leaves the socket locked forever.
     """
     cdef mptcpk_sub_setsockopt req
-    cdef int val = value
     cdef int err
+    if value.shape[0] == 0:
+        raise ValueError("an option value needs at least one byte")
     memset(&req, 0, sizeof(req))
     req.id = sub_id
     req.level = level
     req.optname = optname
-    req.optval = <char *>&val
-    req.optlen = sizeof(val)
+    req.optval = <char *>&value[0]
+    req.optlen = <uint32_t>value.shape[0]
     with nogil:
         err = sockopt_set(fd, IPPROTO_TCP, MPTCP_SUB_SETSOCKOPT, &req, sizeof(req))
     if err:
-        draft_raise(err, "set_sub_sockopt_int", fd)
+        draft_raise(err, call, fd)

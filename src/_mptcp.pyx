@@ -828,3 +828,4 @@ def make_subflow(sub_id, local, remote, prio, status):
 include "_poller.pxi"
 include "_draft.pxi"
 include "_diag.pxi"
+include "_bpf.pxi"

@@ -14,8 +14,8 @@ from typing import Any
 
 from mptcp._lab import IPPROTO_MPTCP, Lab, LabError, _info_kv, _int_or_none, _sock_fields, _ss_records
 
-__all__ = ["parse_ss_mptcp", "ss_mptcp", "IP_MONITOR_TYPES", "parse_ip_monitor_line",
-           "IpMonitor", "listener_blip", "start_ip_monitor"]
+__all__ = ["parse_ss_mptcp", "ss_mptcp", "ss_subflow_text", "IP_MONITOR_TYPES",
+           "parse_ip_monitor_line", "IpMonitor", "listener_blip", "start_ip_monitor"]
 
 
 def parse_ss_mptcp(output: str) -> list[dict[str, Any]]:
@@ -94,6 +94,17 @@ class IpMonitor:
 def ss_mptcp(lab: Lab, ns: str) -> list[dict[str, Any]]:
     """MPTCP sockets in ``ns``, from ``ss -MinH``."""
     return parse_ss_mptcp(lab.sh(ns, "ss", "-MinH"))
+
+def ss_subflow_text(lab: Lab, ns: str) -> dict[tuple[tuple[str, int], tuple[str, int]], str]:
+    """``ss -tieH`` in ``ns``: each MPTCP subflow's ``(local, remote)`` -> its whole text
+    (``fwmark:0x42``, the congestion control's name, ``mss:1448``, ...)."""
+    out = {}
+    for fields, info in _ss_records(lab.sh(ns, "ss", "-tieH")):
+        rec = _sock_fields(fields)
+        if rec is not None and "tcp-ulp-mptcp" in info:
+            out[(rec["local"], rec["remote"])] = " ".join(fields) + " " + info
+    return out
+
 
 def listener_blip(lab: Lab, ns: str) -> int:
     """Open and close an MPTCP listener on 127.0.0.1 in ``ns`` (two events); its port."""

@@ -14,15 +14,21 @@ from ._api import (
     backend,
     close_sub,
     get_sub_ids,
+    get_sub_sockopt,
     get_sub_sockopt_int,
     get_sub_tuple,
+    get_subflow_sockopt,
     info,
     is_mptcp,
     open_sub,
     set_sub_prio,
+    set_sub_sockopt,
     set_sub_sockopt_int,
+    set_subflow_sockopt,
     subflow,
+    subflow_options,
     subflows,
+    unload_sockopt_program,
 )
 from ._errors import (
     EventsLostError,
@@ -48,6 +54,7 @@ from ._records import (
     Subflow,
     SubflowFlags,
     SubflowInfo,
+    SubflowOption,
     SubflowStatus,
     TCPState,
 )
@@ -78,6 +85,8 @@ __all__ = [
     "get_sub_ids", "get_sub_tuple", "open_sub", "close_sub", "get_sub_sockopt_int",
     "set_sub_sockopt_int", "Subflow", "SubflowStatus",
     # beyond the seed
+    "get_sub_sockopt", "set_sub_sockopt", "get_subflow_sockopt", "set_subflow_sockopt",
+    "subflow_options", "unload_sockopt_program", "SubflowOption",
     "set_sub_prio", "subflow", "info", "is_mptcp", "subflows", "Poller", "backend",
     "MPTCPInfo", "SubflowInfo", "TCPState", "PathManager", "Endpoint", "EndpointFlags",
     "Limits", "connections", "Connection", "DiagSubflow", "SubflowFlags", "events", "Event",

@@ -14,12 +14,13 @@ from . import _mptcp as _core
 from ._backends import Backend, select
 from ._backends import backend as _backend_name
 from ._errors import MPTCPError, NotMPTCPError, SubflowNotFoundError
-from ._records import MPTCPInfo, Subflow, SubflowInfo
+from ._records import MPTCPInfo, Subflow, SubflowInfo, SubflowOption
 
 __all__ = [
     "get_sub_ids", "get_sub_tuple", "open_sub", "close_sub", "get_sub_sockopt_int",
-    "set_sub_sockopt_int", "set_sub_prio", "info", "is_mptcp", "subflows", "Poller",
-    "subflow", "backend",
+    "set_sub_sockopt_int", "get_sub_sockopt", "set_sub_sockopt", "get_subflow_sockopt",
+    "set_subflow_sockopt", "subflow_options", "unload_sockopt_program", "set_sub_prio",
+    "info", "is_mptcp", "subflows", "Poller", "subflow", "backend",
 ]
 
 backend = _backend_name
@@ -157,12 +158,26 @@ def close_sub(sock: Any, sub_id: int, how: int = socket.SHUT_RDWR) -> None:
 
 
 def get_sub_sockopt_int(sock: Any, sub_id: int, level: int, optname: int) -> int:
-    """An int socket option of one subflow.
+    """An int socket option of one subflow (``getsockopt`` on that subflow alone).
 
-    Draft kernels: MPTCP_SUB_GETSOCKOPT (SOL_TCP, IPPROTO_IP and IPPROTO_IPV6
-    options). Upstream has no per-subflow getsockopt: the few options that map
-    exactly to a field of the subflow's own ``tcp_info`` are answered from it
-    (Linux 6.5); any other raises :class:`UnsupportedOperationError`.
+    Upstream (Linux 5.15, 6.5 for subflow ids): a BPF iterator program calls the
+    kernel's ``bpf_getsockopt`` on exactly that subflow; the program is loaded on
+    the first call, which needs CAP_BPF + CAP_PERFMON (or CAP_SYS_ADMIN), and the
+    kernel's BTF. :func:`subflow_options` lists the options it takes. Without those
+    privileges ``TCP_MAXSEG`` is still answered, from the subflow's ``tcp_info``.
+    Draft kernels: MPTCP_SUB_GETSOCKOPT.
+
+    Raises
+    ------
+    UnsupportedOperationError
+        An option the kernel cannot read on one subflow (before any BPF work), or a
+        kernel without BTF.
+    MPTCPPermissionError
+        The BPF program cannot be loaded without CAP_BPF + CAP_PERFMON.
+    SubflowNotFoundError
+        No live subflow has that id (also when it closed during the call).
+    KernelTooOldError
+        Before Linux 5.15 (6.5 for subflow ids).
     """
     fd = _core.fileno(sock)
     return _impl.get_sub_sockopt_int(  # type: ignore[no-any-return]
@@ -171,16 +186,87 @@ def get_sub_sockopt_int(sock: Any, sub_id: int, level: int, optname: int) -> int
 
 
 def set_sub_sockopt_int(sock: Any, sub_id: int, level: int, optname: int, value: int) -> None:
-    """Set an int socket option on one subflow (draft kernels only).
+    """Set an int socket option on one subflow only (``setsockopt`` on that subflow).
 
-    Upstream kernels cannot set an option on one subflow: options set on the MPTCP
-    socket apply to all subflows, so this raises
-    :class:`UnsupportedOperationError` rather than silently changing them all.
+    Upstream (Linux 5.15, 6.5 for subflow ids): the kernel's ``bpf_setsockopt`` on
+    exactly that subflow, through the BPF program :func:`get_sub_sockopt_int`
+    describes; the other subflows keep their values. A later ``setsockopt`` of the
+    same option on the MPTCP socket overwrites it on every subflow. Draft kernels:
+    MPTCP_SUB_SETSOCKOPT.
+
+    Raises
+    ------
+    UnsupportedOperationError, MPTCPPermissionError, SubflowNotFoundError, KernelTooOldError
+        As :func:`get_sub_sockopt_int`.
+    MPTCPError
+        The kernel refused the value (``errno`` says why; the message names the option).
     """
     fd = _core.fileno(sock)
     _impl.set_sub_sockopt_int(fd, _args.sub_id(sub_id, _impl.sub_id_max),
                               _args.c_int("level", level), _args.c_int("optname", optname),
                               _args.c_int("value", value))
+
+
+def get_sub_sockopt(sock: Any, sub_id: int, level: int, optname: int, buflen: int) -> bytes:
+    """A socket option of one subflow as bytes (at most ``buflen``, 1-128), for options
+    that are not ints: ``TCP_CONGESTION`` gives the algorithm's NUL-padded name.
+    Upstream and draft kernels as :func:`get_sub_sockopt_int`."""
+    fd = _core.fileno(sock)
+    return _impl.get_sub_sockopt(  # type: ignore[no-any-return]
+        fd, _args.sub_id(sub_id, _impl.sub_id_max), _args.c_int("level", level),
+        _args.c_int("optname", optname), _args.buflen(buflen))
+
+
+def set_sub_sockopt(sock: Any, sub_id: int, level: int, optname: int, value: bytes) -> None:
+    """Set a socket option of one subflow from bytes (1-128), e.g. ``TCP_CONGESTION``
+    to ``b"reno"``. Upstream and draft kernels as :func:`set_sub_sockopt_int`."""
+    fd = _core.fileno(sock)
+    _impl.set_sub_sockopt(fd, _args.sub_id(sub_id, _impl.sub_id_max),
+                          _args.c_int("level", level), _args.c_int("optname", optname),
+                          _args.option_bytes(value))
+
+
+def get_subflow_sockopt(conn: Any, local: Tuple[str, int], remote: Tuple[str, int], level: int,
+                        optname: int, buflen: Optional[int] = None) -> Union[int, bytes]:
+    """A socket option of one subflow of any MPTCP connection of this network
+    namespace, without its socket: ``conn`` is the connection's token (or a socket),
+    ``local``/``remote`` the subflow's ``(host, port)`` as :func:`mptcp.connections`
+    reports it. ``buflen=None`` reads an int, else up to ``buflen`` bytes.
+
+    Upstream only (Linux 5.15), through the BPF program of :func:`get_sub_sockopt_int`,
+    with its privileges. The subflow is searched in the calling thread's network
+    namespace (a socket's own, when ``conn`` is a socket).
+
+    Raises
+    ------
+    SubflowNotFoundError
+        The connection has no subflow with that 4-tuple here.
+    """
+    return _impl.get_subflow_sockopt(  # type: ignore[no-any-return]
+        conn, local, remote, _args.c_int("level", level), _args.c_int("optname", optname),
+        None if buflen is None else _args.buflen(buflen))
+
+
+def set_subflow_sockopt(conn: Any, local: Tuple[str, int], remote: Tuple[str, int], level: int,
+                        optname: int, value: Union[int, bytes]) -> None:
+    """Set a socket option on one subflow of any MPTCP connection of this network
+    namespace (``value`` an int or bytes); see :func:`get_subflow_sockopt`. Upstream
+    only (Linux 5.15)."""
+    _impl.set_subflow_sockopt(conn, local, remote, _args.c_int("level", level),
+                              _args.c_int("optname", optname), _args.option_value(value))
+
+
+def subflow_options() -> List[SubflowOption]:
+    """The socket options one subflow can have on its own on the upstream kernel (the
+    ones its ``bpf_setsockopt``/``bpf_getsockopt`` take), with what each allows."""
+    return _impl.subflow_options()  # type: ignore[no-any-return]
+
+
+def unload_sockopt_program() -> None:
+    """Close the BPF program the per-subflow option calls loaded (e.g. before a daemon
+    drops its privileges: whoever holds its fds can change any TCP socket). The next
+    such call loads it again. Idempotent."""
+    _impl.unload_sockopt()
 
 
 def set_sub_prio(sock: Any, sub_id: int, backup: bool) -> None:

@@ -17,6 +17,7 @@ from ._addr import Host, parse_ip
 __all__ = [
     "integer", "c_int", "sub_id", "port", "address_id", "host", "address", "address_pair",
     "same_family", "how", "flag", "timeout", "optional_timeout", "conn", "rcvbuf", "u32",
+    "option_bytes", "buflen", "option_value",
 ]
 
 U32_MAX = 0xFFFFFFFF
@@ -167,3 +168,27 @@ def rcvbuf(value: Any) -> Optional[int]:
     if value is None:
         return None
     return _in_range("rcvbuf", value, 1, INT_MAX, " bytes")
+
+
+OPTION_MAX = 128  # the longest option value one subflow's calls carry (mptcp_bpf.c)
+
+
+def option_bytes(value: Any) -> bytes:
+    """A byte-string option value (``bytes``, ``bytearray``, ``memoryview``), 1-128 bytes."""
+    if isinstance(value, str) or not isinstance(value, (bytes, bytearray, memoryview)):
+        raise TypeError(f"value must be bytes (e.g. b\"reno\"), not {type(value).__name__}")
+    data = bytes(value)
+    if not 1 <= len(data) <= OPTION_MAX:
+        raise ValueError(f"value must be 1-{OPTION_MAX} bytes, not {len(data)}")
+    return data
+
+
+def buflen(value: Any) -> int:
+    return _in_range("buflen", value, 1, OPTION_MAX)
+
+
+def option_value(value: Any) -> "int | bytes":
+    """An option value: an int that fits a C int, or 1-128 bytes."""
+    if isinstance(value, (bytes, bytearray, memoryview)):
+        return option_bytes(value)
+    return c_int("value", value)

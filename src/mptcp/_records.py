@@ -16,7 +16,7 @@ from . import _mptcp as _core
 __all__ = [
     "Address", "MPTCPInfo", "SubflowInfo", "Subflow", "SubflowStatus", "TCPState",
     "SubflowFlags", "DiagSubflow", "Connection", "EventType", "Event", "EndpointFlags",
-    "Endpoint", "Limits",
+    "Endpoint", "Limits", "SubflowOption",
 ]
 
 Address = Tuple[str, int]
@@ -360,6 +360,32 @@ class Limits(NamedTuple):
 
     subflows: int
     add_addr_accepted: int
+
+
+# --------------------------------------------------------------------------------
+# One subflow's socket options: mptcp.subflow_options
+# --------------------------------------------------------------------------------
+class SubflowOption(NamedTuple):
+    """A socket option one subflow can have on its own, as :func:`mptcp.subflow_options`
+    lists it (the upstream kernel, through BPF).
+
+    ``name`` is what ``mptcp sockopt`` takes (``"mark"``), ``constant`` the C name
+    (``"SO_MARK"``); ``kind`` is ``"int"`` or ``"bytes"`` (a name such as a congestion
+    control); ``get``/``set`` say what the kernel allows on an established subflow;
+    ``note`` says where it does not (family, state) or what a value means.
+    """
+
+    name: str
+    constant: str
+    level: int
+    optname: int
+    kind: str
+    get: bool
+    set: bool
+    note: str
+
+
+SubflowOption.__module__ = "mptcp"
 
 
 # The core fills these records by position: their fields must be the core's.

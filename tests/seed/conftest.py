@@ -45,7 +45,9 @@ SOCKOPT_TABLE: list[tuple[str, int, int]] = [
     ("IP_TOS", socket.IPPROTO_IP, socket.IP_TOS),
     ("SO_RCVBUF", socket.SOL_SOCKET, socket.SO_RCVBUF),
 ]
-_UPSTREAM_GET = frozenset({(SOL_TCP, socket.TCP_MAXSEG)})  # exact tcp_info fields only
+_UPSTREAM_GET = frozenset({(SOL_TCP, socket.TCP_MAXSEG), (SOL_TCP, socket.TCP_NODELAY),
+                           (socket.IPPROTO_IP, socket.IP_TOS),
+                           (socket.SOL_SOCKET, socket.SO_RCVBUF)})  # through BPF
 _DRAFT_GET = frozenset({(SOL_TCP, socket.TCP_MAXSEG), (SOL_TCP, socket.TCP_NODELAY),
                         (socket.IPPROTO_IP, socket.IP_TOS)})  # forwarded; never SOL_SOCKET
 
@@ -67,6 +69,8 @@ class SeedEnv:
     status_reported: bool  # Subflow.status is SubflowStatus (draft) rather than None
     backup_supported: bool  # open_sub(backup=True)
     set_sockopt_supported: bool  # set_sub_sockopt_int at all
+    sol_socket_supported: bool  # SOL_SOCKET options of one subflow (upstream: BPF)
+    sockopt_reaches_mptcp_socket: bool  # a subflow's new value shows on the MPTCP socket too
     get_sockopts: frozenset[tuple[int, int]]  # (level, optname) get_sub_sockopt_int answers
     sub_id_max: int  # the largest id the backend's kernel can carry
     _connect: Callable[[int], socket.socket]
@@ -225,7 +229,9 @@ def _upstream_env(request: pytest.FixtureRequest, family: int) -> SeedEnv:
         prio_reported=True,
         status_reported=False,
         backup_supported=True,
-        set_sockopt_supported=False,
+        set_sockopt_supported=True,
+        sol_socket_supported=True,
+        sockopt_reaches_mptcp_socket=False,  # one subflow only: the point of the call
         get_sockopts=_UPSTREAM_GET,
         sub_id_max=0xFFFFFFFF,
         _connect=connect,
@@ -266,6 +272,8 @@ def _draft_env(family: int) -> SeedEnv:
         status_reported=True,
         backup_supported=False,
         set_sockopt_supported=True,
+        sol_socket_supported=False,
+        sockopt_reaches_mptcp_socket=True,  # the double forwards to the MPTCP socket itself
         get_sockopts=_DRAFT_GET,
         sub_id_max=255,
         _connect=connect,

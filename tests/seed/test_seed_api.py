@@ -391,7 +391,10 @@ def test_get_sub_sockopt_int_table(seed_env: SeedEnv, seed_conn: socket.socket,
     if (level, optname) in seed_env.get_sockopts:
         value = mptcp.get_sub_sockopt_int(seed_conn, 1, level, optname)
         assert type(value) is int
-        assert value == seed_conn.getsockopt(level, optname)
+        if level == socket.SOL_SOCKET:
+            assert value > 0  # the subflow's own buffer, autotuned apart from the MPTCP socket's
+        else:
+            assert value == seed_conn.getsockopt(level, optname)
     else:
         with pytest.raises(UnsupportedOperationError) as info:
             mptcp.get_sub_sockopt_int(seed_conn, 1, level, optname)
@@ -405,25 +408,26 @@ def test_get_sub_sockopt_int_new_subflow(seed_env: SeedEnv, seed_conn: socket.so
 
 
 def test_set_sub_sockopt_int(seed_env: SeedEnv, seed_conn: socket.socket) -> None:
-    """Draft: forwarded to the subflow. Upstream: refused (options on the MPTCP socket
-    apply to every subflow), and nothing changes."""
+    """Both backends set the option on the subflow and read it back. Upstream it is
+    that subflow's alone (the MPTCP socket keeps its own); the draft double forwards
+    it to the MPTCP socket itself."""
     before = seed_conn.getsockopt(SOL_TCP, socket.TCP_NODELAY)
-    if seed_env.set_sockopt_supported:
-        for want in (1, 0):
-            mptcp.set_sub_sockopt_int(seed_conn, 1, SOL_TCP, socket.TCP_NODELAY, want)
-            assert mptcp.get_sub_sockopt_int(seed_conn, 1, SOL_TCP, socket.TCP_NODELAY) == want
-            assert seed_conn.getsockopt(SOL_TCP, socket.TCP_NODELAY) == want
-    else:
-        for want in (1, 0):
-            with pytest.raises(UnsupportedOperationError, match="all subflows"):
-                mptcp.set_sub_sockopt_int(seed_conn, 1, SOL_TCP, socket.TCP_NODELAY, want)
-        assert seed_conn.getsockopt(SOL_TCP, socket.TCP_NODELAY) == before
+    for want in (1, 0):
+        mptcp.set_sub_sockopt_int(seed_conn, 1, SOL_TCP, socket.TCP_NODELAY, want)
+        assert mptcp.get_sub_sockopt_int(seed_conn, 1, SOL_TCP, socket.TCP_NODELAY) == want
+        mine = seed_conn.getsockopt(SOL_TCP, socket.TCP_NODELAY)
+        assert mine == (want if seed_env.sockopt_reaches_mptcp_socket else before)
 
 
-def test_set_sub_sockopt_sol_socket_unsupported(seed_conn: socket.socket) -> None:
+def test_set_sub_sockopt_sol_socket(seed_env: SeedEnv, seed_conn: socket.socket) -> None:
+    """SOL_SOCKET options: one subflow's own upstream; the draft kernel cannot reach them."""
     before = seed_conn.getsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF)
-    with pytest.raises(UnsupportedOperationError):
+    if seed_env.sol_socket_supported:
         mptcp.set_sub_sockopt_int(seed_conn, 1, socket.SOL_SOCKET, socket.SO_RCVBUF, 65536)
+        assert mptcp.get_sub_sockopt_int(seed_conn, 1, socket.SOL_SOCKET, socket.SO_RCVBUF) == 131072
+    else:
+        with pytest.raises(UnsupportedOperationError):
+            mptcp.set_sub_sockopt_int(seed_conn, 1, socket.SOL_SOCKET, socket.SO_RCVBUF, 65536)
     assert seed_conn.getsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF) == before
 
 

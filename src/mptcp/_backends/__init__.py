@@ -56,11 +56,12 @@ def _draft_missing() -> Backend:
         )
 
     seed = ("get_sub_ids", "get_sub_tuple", "open_sub", "close_sub", "get_sub_sockopt_int",
-            "set_sub_sockopt_int")
-    others = ("set_sub_prio", "info", "is_mptcp", "subflows", "require_poller")
+            "set_sub_sockopt_int", "get_sub_sockopt", "set_sub_sockopt")
+    others = ("set_sub_prio", "info", "is_mptcp", "subflows", "require_poller",
+              "get_subflow_sockopt", "set_subflow_sockopt", "subflow_options")
     calls: dict[str, Any] = {c: missing(c) for c in seed}
     calls.update({c: upstream_only("Poller" if c == "require_poller" else c) for c in others})
-    return Backend("draft", sub_id_max=255, **calls)
+    return Backend("draft", sub_id_max=255, unload_sockopt=lambda: None, **calls)
 
 
 def select() -> Backend:

@@ -25,8 +25,9 @@ class Backend:
     __slots__ = (
         "name", "final", "sub_id_max",
         "get_sub_ids", "get_sub_tuple", "open_sub", "close_sub",
-        "get_sub_sockopt_int", "set_sub_sockopt_int", "set_sub_prio",
-        "info", "is_mptcp", "subflows", "require_poller",
+        "get_sub_sockopt_int", "set_sub_sockopt_int", "get_sub_sockopt", "set_sub_sockopt",
+        "get_subflow_sockopt", "set_subflow_sockopt", "unload_sockopt", "subflow_options",
+        "set_sub_prio", "info", "is_mptcp", "subflows", "require_poller",
     )
     name: str
     final: bool
@@ -37,6 +38,12 @@ class Backend:
     close_sub: Callable[..., Any]
     get_sub_sockopt_int: Callable[..., Any]
     set_sub_sockopt_int: Callable[..., Any]
+    get_sub_sockopt: Callable[..., Any]
+    set_sub_sockopt: Callable[..., Any]
+    get_subflow_sockopt: Callable[..., Any]
+    set_subflow_sockopt: Callable[..., Any]
+    unload_sockopt: Callable[..., Any]
+    subflow_options: Callable[..., Any]
     set_sub_prio: Callable[..., Any]
     info: Callable[..., Any]
     is_mptcp: Callable[..., Any]

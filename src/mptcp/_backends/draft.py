@@ -36,6 +36,7 @@ from __future__ import annotations
 import errno as _errno
 import os
 import socket
+import sys
 import threading
 import time
 from typing import Dict, List, Optional, Tuple
@@ -63,6 +64,8 @@ __all__ = [
     "close_sub",
     "get_sub_sockopt_int",
     "set_sub_sockopt_int",
+    "get_sub_sockopt",
+    "set_sub_sockopt",
     "SUB_ID_MAX",
 ]
 
@@ -76,7 +79,8 @@ _STATUS: List[SubflowStatus] = [SubflowStatus(b & _core.DRAFT_STATUS_MASK) for b
 # Serialises ids-before / OPEN / ids-after of concurrent open_sub calls (not the wait).
 _open_lock = threading.Lock()
 
-_SOCKOPT_CALLS = frozenset({"get_sub_sockopt_int", "set_sub_sockopt_int"})
+_SOCKOPT_CALLS = frozenset({"get_sub_sockopt_int", "set_sub_sockopt_int", "get_sub_sockopt",
+                            "set_sub_sockopt"})
 _OPEN_HINTS: Dict[int, str] = {
     _errno.EINVAL: "; both addresses must be of the connection's address family",
     _errno.EADDRNOTAVAIL: "; the local address is not one of this host's",
@@ -373,32 +377,47 @@ def _refine(err: MPTCPError, fd: int, sub_id: int, call: str, what: str) -> MPTC
     return err
 
 
-def get_sub_sockopt_int(fd: int, sub_id: int, level: int, optname: int) -> int:
-    """An int option of one subflow (MPTCP_SUB_GETSOCKOPT, after MPTCP_ENABLED)."""
-    _check_opt("get_sub_sockopt_int", level, optname)
-    _require_mptcp(fd, "get_sub_sockopt_int")
+def _sockopt(call: str, fd: int, sub_id: int, level: int, optname: int,
+             value: Optional[bytes], buflen: int) -> bytes:
+    """One MPTCP_SUB_GETSOCKOPT (value None) or MPTCP_SUB_SETSOCKOPT, after MPTCP_ENABLED."""
+    _check_opt(call, level, optname)
+    _require_mptcp(fd, call)
     try:
-        return _core.draft_sub_getsockopt_int(fd, sub_id, level, optname)
+        if value is None:
+            return _core.draft_sub_getsockopt(fd, sub_id, level, optname, buflen, call)
+        _core.draft_sub_setsockopt(fd, sub_id, level, optname, value, call)
+        return b""
     except MPTCPError as err:
-        better = _refine(err, fd, sub_id, "get_sub_sockopt_int",
-                         f"option (level {level}, optname {optname})")
+        what = f"option (level {level}, optname {optname})"
+        better = _refine(err, fd, sub_id, call, what if value is None else f"{value!r} for {what}")
         if better is err:
             raise
         raise better from err
+
+
+def get_sub_sockopt_int(fd: int, sub_id: int, level: int, optname: int) -> int:
+    """An int option of one subflow."""
+    data = _sockopt("get_sub_sockopt_int", fd, sub_id, level, optname, None, 4)
+    if len(data) == 1:
+        # Some IP options answer one byte: read it, not the int's first byte by luck.
+        return data[0]
+    return int.from_bytes(data[:4].ljust(4, b"\0"), sys.byteorder, signed=True)
 
 
 def set_sub_sockopt_int(fd: int, sub_id: int, level: int, optname: int, value: int) -> None:
-    """Set an int option of one subflow (MPTCP_SUB_SETSOCKOPT, after MPTCP_ENABLED)."""
-    _check_opt("set_sub_sockopt_int", level, optname)
-    _require_mptcp(fd, "set_sub_sockopt_int")
-    try:
-        _core.draft_sub_setsockopt_int(fd, sub_id, level, optname, value)
-    except MPTCPError as err:
-        better = _refine(err, fd, sub_id, "set_sub_sockopt_int",
-                         f"value {value} for option (level {level}, optname {optname})")
-        if better is err:
-            raise
-        raise better from err
+    """Set an int option of one subflow."""
+    _sockopt("set_sub_sockopt_int", fd, sub_id, level, optname,
+             value.to_bytes(4, sys.byteorder, signed=True), 4)
+
+
+def get_sub_sockopt(fd: int, sub_id: int, level: int, optname: int, buflen: int) -> bytes:
+    """Up to ``buflen`` bytes of an option of one subflow."""
+    return _sockopt("get_sub_sockopt", fd, sub_id, level, optname, None, buflen)
+
+
+def set_sub_sockopt(fd: int, sub_id: int, level: int, optname: int, value: bytes) -> None:
+    """Set an option of one subflow to ``value``."""
+    _sockopt("set_sub_sockopt", fd, sub_id, level, optname, value, len(value))
 
 
 def bind() -> Backend:
@@ -412,6 +431,12 @@ def bind() -> Backend:
         close_sub=close_sub,
         get_sub_sockopt_int=get_sub_sockopt_int,
         set_sub_sockopt_int=set_sub_sockopt_int,
+        get_sub_sockopt=get_sub_sockopt,
+        set_sub_sockopt=set_sub_sockopt,
+        get_subflow_sockopt=upstream_only("get_subflow_sockopt"),
+        set_subflow_sockopt=upstream_only("set_subflow_sockopt"),
+        unload_sockopt=lambda: None,  # nothing to unload: the fork's calls need no program
+        subflow_options=upstream_only("subflow_options"),
         set_sub_prio=upstream_only("set_sub_prio"),
         info=upstream_only("info"),
         is_mptcp=upstream_only("is_mptcp"),

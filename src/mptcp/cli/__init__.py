@@ -10,7 +10,8 @@ import os
 import sys
 from typing import List, Optional
 
-from . import demo, endpoint, exporter, ls, monitor, top
+from . import demo, endpoint, exporter, ls, monitor, sockopt, top
+from ._shared import UsageError
 
 __all__ = ["main", "build_parser"]
 
@@ -23,6 +24,7 @@ def build_parser() -> argparse.ArgumentParser:
     ls.add_parser(sub)
     monitor.add_parser(sub)
     top.add_parser(sub)
+    sockopt.add_parser(sub)
     exporter.add_parser(sub)
     return parser
 
@@ -34,6 +36,9 @@ def main(argv: Optional[List[str]] = None) -> int:
 
     try:
         return int(args.func(args))
+    except UsageError as err:
+        print(f"mptcp {args.command}: {err}", file=sys.stderr)
+        return 2
     except KeyboardInterrupt as err:
         # mptcp._lab.LabTerminated (SIGTERM/SIGHUP while the demo's lab is open) carries signum
         signum = getattr(err, "signum", None)

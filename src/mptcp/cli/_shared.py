@@ -11,7 +11,12 @@ from types import FrameType
 from typing import Any, Optional
 
 __all__ = ["token_arg", "positive_float", "port_arg", "jsonable", "human_bytes", "opt",
-           "Stop", "stop_on_signals"]
+           "Stop", "stop_on_signals", "UsageError"]
+
+
+class UsageError(Exception):
+    """A command's arguments are wrong in a way argparse cannot see: one line on
+    stderr, exit status 2."""
 
 
 def token_arg(text: str) -> int:
