@@ -51,6 +51,8 @@ from ._records import (
     EventType,
     Limits,
     MPTCPInfo,
+    RecordedEvent,
+    Sample,
     Subflow,
     SubflowFlags,
     SubflowInfo,
@@ -60,11 +62,14 @@ from ._records import (
 )
 from ._version import __version__
 
-# The path manager, the system-wide view and events load on first use.
+# The path manager, the system-wide view, events and recordings load on first use.
 _LAZY = {
     "PathManager": ("pm", "PathManager"),
     "connections": ("diag", "connections"),
     "events": ("_events", "events"),
+    "record": ("_recording", "record"),
+    "Recording": ("_recording", "Recording"),
+    "plot": ("_plot", "plot"),
 }
 
 
@@ -90,7 +95,7 @@ __all__ = [
     "set_sub_prio", "subflow", "info", "is_mptcp", "subflows", "Poller", "backend",
     "MPTCPInfo", "SubflowInfo", "TCPState", "PathManager", "Endpoint", "EndpointFlags",
     "Limits", "connections", "Connection", "DiagSubflow", "SubflowFlags", "events", "Event",
-    "EventType",
+    "EventType", "record", "Recording", "Sample", "RecordedEvent", "plot",
     # errors
     "MPTCPError", "NotMPTCPError", "SubflowNotFoundError", "SubflowOpenError",
     "MPTCPTimeoutError", "KernelTooOldError", "UnsupportedOperationError",

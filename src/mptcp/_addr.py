@@ -61,3 +61,17 @@ def token_hex(token: Optional[int]) -> str:
     """A connection token as 8 hex digits, as ``ip mptcp monitor`` prints it; ``-``
     for None."""
     return "-" if token is None else f"{token:08x}"
+
+
+def parse_hostport(text: str) -> Tuple[str, int]:
+    """``host:port`` as :func:`hostport` and ``ss`` print it (``[v6]:port``, a device
+    binding ``host%dev:port``) -> ``(host, port)``; ValueError otherwise."""
+    host, sep, port = text.rpartition(":")
+    if not sep or not host or not port.isdigit():
+        raise ValueError(f"{text!r} is not host:port")
+    if host.startswith("[") and host.endswith("]"):
+        host = host[1:-1]
+    number = int(port)
+    if number > 0xFFFF:
+        raise ValueError(f"{text!r}: port {number} is outside 0-65535")
+    return host.split("%", 1)[0], number

@@ -17,7 +17,7 @@ from ._addr import Host, parse_ip
 __all__ = [
     "integer", "c_int", "sub_id", "port", "address_id", "host", "address", "address_pair",
     "same_family", "how", "flag", "timeout", "optional_timeout", "conn", "rcvbuf", "u32",
-    "option_bytes", "buflen", "option_value",
+    "option_bytes", "buflen", "option_value", "interval", "optional_token", "pids",
 ]
 
 U32_MAX = 0xFFFFFFFF
@@ -192,3 +192,30 @@ def option_value(value: Any) -> "int | bytes":
     if isinstance(value, (bytes, bytearray, memoryview)):
         return option_bytes(value)
     return c_int("value", value)
+
+
+def interval(value: Any) -> float:
+    """A positive, finite number of seconds between two samples."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Real):
+        raise TypeError(f"interval must be a number of seconds, not {type(value).__name__}")
+    v = float(value)
+    if not v > 0 or math.isinf(v):
+        raise ValueError(f"interval must be a positive number of seconds, not {value}")
+    return v
+
+
+def optional_token(value: Any) -> Optional[int]:
+    """None, or a connection token (an int of 32 bits)."""
+    if value is None:
+        return None
+    return _in_range("token", value, 0, U32_MAX)
+
+
+def pids(values: Any) -> Tuple[int, ...]:
+    """Process ids (positive ints)."""
+    out = tuple(values)
+    for pid in out:
+        integer("pids", pid)
+        if pid <= 0:
+            raise ValueError(f"{pid} is not a process id")
+    return out

@@ -16,7 +16,7 @@ from . import _mptcp as _core
 __all__ = [
     "Address", "MPTCPInfo", "SubflowInfo", "Subflow", "SubflowStatus", "TCPState",
     "SubflowFlags", "DiagSubflow", "Connection", "EventType", "Event", "EndpointFlags",
-    "Endpoint", "Limits", "SubflowOption",
+    "Endpoint", "Limits", "SubflowOption", "Sample", "RecordedEvent", "Progress",
 ]
 
 Address = Tuple[str, int]
@@ -386,6 +386,96 @@ class SubflowOption(NamedTuple):
 
 
 SubflowOption.__module__ = "mptcp"
+
+
+# --------------------------------------------------------------------------------
+# Recordings: mptcp.record
+# --------------------------------------------------------------------------------
+class Sample(NamedTuple):
+    """One subflow in one sample of a :class:`Recording` (one row of the samples CSV).
+
+    ``time`` is seconds since the recording started; ``token`` the connection's
+    local token; ``subflow`` the kernel's subflow id, always ``None`` here (sock_diag
+    reports none); ``loc_id``/``rem_id`` the path manager's address ids; ``backup``
+    this side's backup flag; ``state`` a :class:`mptcp.TCPState` value. The tcp_info
+    counters keep the kernel's names except ``cwnd`` (``snd_cwnd``), ``ssthresh``
+    (``snd_ssthresh``) and ``retrans`` (``total_retrans``, segments retransmitted
+    over the subflow's life). ``conn_*`` are the connection's ``mptcp_info``
+    counters, the same on every row of a connection. ``None`` where the kernel did
+    not report a value.
+    """
+
+    time: float
+    token: Optional[int]
+    subflow: Optional[int]
+    local: Optional[Address]
+    remote: Optional[Address]
+    loc_id: Optional[int]
+    rem_id: Optional[int]
+    backup: Optional[bool]
+    state: Optional[int]
+    bytes_acked: Optional[int]
+    bytes_received: Optional[int]
+    bytes_sent: Optional[int]
+    bytes_retrans: Optional[int]
+    rtt_us: Optional[int]
+    rttvar_us: Optional[int]
+    min_rtt_us: Optional[int]
+    cwnd: Optional[int]
+    ssthresh: Optional[int]
+    retrans: Optional[int]
+    pacing_rate: Optional[int]
+    delivery_rate: Optional[int]
+    conn_subflows: Optional[int]
+    conn_bytes_sent: Optional[int]
+    conn_bytes_received: Optional[int]
+    conn_bytes_acked: Optional[int]
+    conn_bytes_retrans: Optional[int]
+    conn_retransmits: Optional[int]
+
+
+class RecordedEvent(NamedTuple):
+    """A path manager event of a :class:`Recording`: when it was read, and the
+    fields of :class:`mptcp.Event` (one row of the events CSV).
+
+    ``time`` is seconds since the recording started, on the samples' clock.
+    """
+
+    time: float
+    type: Union[EventType, int]
+    token: Optional[int] = None
+    local: Optional[Address] = None
+    remote: Optional[Address] = None
+    loc_id: Optional[int] = None
+    rem_id: Optional[int] = None
+    backup: Optional[bool] = None
+    error: Optional[int] = None
+    flags: Optional[int] = None
+    if_index: Optional[int] = None
+    server_side: Optional[bool] = None
+    reset_reason: Optional[int] = None
+    reset_flags: Optional[int] = None
+    timeout: Optional[int] = None
+
+
+if RecordedEvent._fields[1:] != Event._fields:
+    raise ImportError("mptcp.RecordedEvent must carry exactly the fields of mptcp.Event")
+Sample.__module__ = RecordedEvent.__module__ = "mptcp"
+
+
+class Progress(NamedTuple):
+    """How far a running :class:`Recording` is (for a progress line)."""
+
+    elapsed: float
+    samples: int
+    connections: int
+    rows: int
+    bytes_written: int
+    late: int
+    skipped: int
+    events: int
+    events_lost: int
+    events_unattributed: int
 
 
 # The core fills these records by position: their fields must be the core's.

@@ -10,7 +10,7 @@ import os
 import sys
 from typing import List, Optional
 
-from . import demo, endpoint, exporter, ls, monitor, sockopt, top
+from . import demo, endpoint, exporter, ls, monitor, plot, record, sockopt, top
 from ._shared import UsageError
 
 __all__ = ["main", "build_parser"]
@@ -25,6 +25,8 @@ def build_parser() -> argparse.ArgumentParser:
     monitor.add_parser(sub)
     top.add_parser(sub)
     sockopt.add_parser(sub)
+    record.add_parser(sub)
+    plot.add_parser(sub)
     exporter.add_parser(sub)
     return parser
 

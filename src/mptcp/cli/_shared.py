@@ -8,10 +8,10 @@ import contextlib
 import signal
 from collections.abc import Iterator
 from types import FrameType
-from typing import Any, Optional
+from typing import Any, NoReturn, Optional
 
 __all__ = ["token_arg", "positive_float", "port_arg", "jsonable", "human_bytes", "opt",
-           "Stop", "stop_on_signals", "UsageError"]
+           "Stop", "stop_on_signals", "UsageError", "one_line_errors"]
 
 
 class UsageError(Exception):
@@ -97,3 +97,24 @@ def stop_on_signals() -> Iterator[None]:
     finally:
         for sig, handler in old.items():
             signal.signal(sig, handler)
+
+
+class _OneLineParser(argparse.ArgumentParser):
+    """Usage errors as one line (a script reads it; ``--help`` has the rest)."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(2, f"{self.prog}: {message} (see '{self.prog} --help')\n")
+
+    def parse_known_args(self, args: Any = None, namespace: Any = None) -> Any:
+        # Left over, they would reach the top-level parser's multi-line error.
+        parsed, extra = super().parse_known_args(args, namespace)
+        if extra:
+            self.error(f"unrecognized arguments: {' '.join(extra)}")
+        return parsed, extra
+
+
+def one_line_errors(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
+    """Make a subcommand's parser report usage errors on one line (argparse has no
+    per-subcommand parser class; the error method is all that differs)."""
+    parser.__class__ = _OneLineParser
+    return parser

@@ -13,11 +13,14 @@ import os
 import sys
 import threading
 import time
-from typing import Any, Callable, List, Optional, TextIO
+from typing import TYPE_CHECKING, Any, Callable, List, Optional, TextIO, Tuple
 
 import mptcp
 
 from .._lab import Lab
+
+if TYPE_CHECKING:
+    from .._recording import Recording
 
 __all__ = ["add_parser", "run", "missing_requirements"]
 
@@ -25,7 +28,12 @@ __all__ = ["add_parser", "run", "missing_requirements"]
 def add_parser(sub: Any) -> None:
     demo = sub.add_parser("demo", help="a live two-path MPTCP transfer in private namespaces (root)")
     demo.add_argument("--size", type=int, default=24, help="MiB to transfer (default 24)")
-    demo.set_defaults(func=lambda args: run(sys.stdout, size_mib=args.size))
+    demo.add_argument("--record", metavar="FILE",
+                      help="record the transfer to FILE (CSV, as 'mptcp record' writes it)")
+    demo.add_argument("--plot", metavar="OUT",
+                      help="draw the recorded transfer to OUT (.png or .svg; needs 'mptcp[plot]')")
+    demo.set_defaults(func=lambda args: run(sys.stdout, size_mib=args.size,
+                                            record_to=args.record, plot_to=args.plot))
 
 CHUNK = 64 * 1024
 
@@ -92,12 +100,61 @@ def _watch(lab: Lab, sock: Any, out: TextIO, seconds: float, until: Callable[[],
         time.sleep(0.5)
 
 
-def run(out: TextIO, *, size_mib: int = 24) -> int:
-    """Run the demo; returns the process exit code."""
+class _Recorder:
+    """The demo's optional recording: started in the client's namespace, saved and
+    drawn (with ``marks``: what the demo did, when) once the transfer is over."""
+
+    def __init__(self, lab: Lab, out: TextIO, record_to: Optional[str],
+                 plot_to: Optional[str]) -> None:
+        self.out, self.record_to, self.plot_to = out, record_to, plot_to
+        self.marks: List[Tuple[float, str]] = []
+        self.rec: Optional[Recording] = None
+        if record_to or plot_to:
+            # The sampler thread lives in the namespace of the thread that starts it.
+            self.rec = lab.run_in(lab.client_ns, mptcp.record, interval=0.1)
+            print("recording the client's subflows every 0.1 s", file=out)
+
+    def mark(self, text: str) -> None:
+        if self.rec is not None and self.rec.start_monotonic is not None:
+            self.marks.append((time.monotonic() - self.rec.start_monotonic, text))
+
+    def __enter__(self) -> "_Recorder":
+        return self
+
+    def __exit__(self, exc_type: object, exc: object, tb: object) -> None:
+        rec = self.rec
+        if rec is None:
+            return
+        rec.__exit__(exc_type, exc, tb)
+        if exc is not None:
+            return
+        if rec.events_error:
+            print(f"recording: {rec.events_error}", file=self.out)
+        if self.record_to:
+            rec.save(self.record_to)
+            print(f"recorded {len(rec.samples)} rows and {len(rec.events)} events -> "
+                  f"{self.record_to}", file=self.out)
+        if self.plot_to:
+            mptcp.plot(rec, self.plot_to, marks=self.marks)
+            print(f"plot -> {self.plot_to}", file=self.out)
+
+
+def run(out: TextIO, *, size_mib: int = 24, record_to: Optional[str] = None,
+        plot_to: Optional[str] = None) -> int:
+    """Run the demo; returns the process exit code.
+
+    ``record_to`` saves a recording of the client's side (the files ``mptcp
+    record`` writes); ``plot_to`` draws it, with the moment path 1 goes down marked.
+    """
     problem = missing_requirements()
     if problem:
         raise SystemExit(f"mptcp demo: {problem}")
-    with Lab(prefix="mptcpdemo", userspace_pm=True, endpoint=False) as lab:
+    if plot_to:
+        from .._plot import require_matplotlib
+
+        require_matplotlib()  # before the transfer, not after it
+    with Lab(prefix="mptcpdemo", userspace_pm=True, endpoint=False) as lab, \
+            _Recorder(lab, out, record_to, plot_to) as recorder:
         c1, c2 = lab.client_addrs["v4"]
         print(f"lab: client {lab.client_ns} ({c1}, {c2}) <-> server {lab.server_ns} "
               f"({', '.join(lab.server_addrs['v4'])}); client uses the userspace path manager",
@@ -123,6 +180,7 @@ def run(out: TextIO, *, size_mib: int = 24) -> int:
         print(f"cross-check with ss -tin: the same {len(ours)} subflow tuples", file=out)
 
         print("\ntaking path 1 down (ip link set c1 down): traffic moves to the backup", file=out)
+        recorder.mark("path 1 down")
         lab.ip(lab.client_ns, "link", "set", "c1", "down")
         before = {s.id: s.bytes_acked for s in mptcp.subflows(sock)}
         _watch(lab, sock, out, 15.0, lambda: any(

@@ -8,28 +8,19 @@ import argparse
 import json
 from typing import Any
 
-from .._addr import token_hex
+from .._addr import parse_hostport, token_hex
 from ._shared import UsageError, token_arg
 
-__all__ = ["add_parser", "run", "parse_hostport"]
+__all__ = ["add_parser", "run", "hostport_arg"]
 
 
-def parse_hostport(text: str) -> tuple[str, int]:
+def hostport_arg(text: str) -> tuple[str, int]:
     """``10.0.1.2:5000``, ``10.0.2.2%c2:5000`` (as ``ss`` and ``ls`` print a device
     binding) or ``[fd00::1]:5000`` -> (host, port)."""
-    host, sep, port = text.rpartition(":")
-    if not sep or not host:
-        raise argparse.ArgumentTypeError(f"{text!r} is not host:port")
-    if host.startswith("[") and host.endswith("]"):
-        host = host[1:-1]
-    host = host.split("%", 1)[0]
     try:
-        number = int(port)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r}: {port!r} is not a port") from None
-    if not 0 <= number <= 0xFFFF:
-        raise argparse.ArgumentTypeError(f"{text!r}: port {number} is outside 0-65535")
-    return host, number
+        return parse_hostport(text)
+    except ValueError as err:
+        raise argparse.ArgumentTypeError(str(err)) from None
 
 
 def add_parser(sub: Any) -> None:
@@ -40,8 +31,8 @@ def add_parser(sub: Any) -> None:
     for action in ("get", "set"):
         p = so_sub.add_parser(action, help=f"{action} one option of one subflow")
         p.add_argument("token", type=token_arg, help="the connection (hex, as 'mptcp ls' prints it)")
-        p.add_argument("local", type=parse_hostport, help="the subflow's local host:port")
-        p.add_argument("remote", type=parse_hostport, help="the subflow's remote host:port")
+        p.add_argument("local", type=hostport_arg, help="the subflow's local host:port")
+        p.add_argument("remote", type=hostport_arg, help="the subflow's remote host:port")
         p.add_argument("option", help="e.g. mark, congestion, priority, user-timeout, maxseg "
                                       "('mptcp sockopt list' shows them all)")
         if action == "set":

@@ -25,8 +25,12 @@ def _needs_full_info(call: str) -> Any:
 def _lazy(module: str, name: str) -> Callable[..., Any]:
     """``module.name``, imported on its first call: the read path loads neither the
     netlink modules nor the BPF loader."""
+    found: list[Callable[..., Any]] = []
+
     def call(*args: Any, **kwargs: Any) -> Any:
-        return getattr(importlib.import_module(f".{module}", __name__), name)(*args, **kwargs)
+        if not found:
+            found.append(getattr(importlib.import_module(f".{module}", __name__), name))
+        return found[0](*args, **kwargs)
 
     return call
 
