@@ -324,18 +324,36 @@ MPTCP_SOCKET_REFUSES = {"TCP_SYNCNT", "TCP_WINDOW_CLAMP", "TCP_THIN_LINEAR_TIMEO
                         "TCP_BPF_IW", "TCP_BPF_SNDCWND_CLAMP", "TCP_BPF_DELACK_MAX", "TCP_BPF_RTO_MIN"}
 
 
-def test_which_options_the_mptcp_socket_itself_refuses(klab: Lab, conn: socket.socket) -> None:
-    refused = set()
-    for opt in sockopt.OPTIONS:
-        value = _SET.get(opt.name, (1, None))[0]
-        if isinstance(value, int):
-            value = struct.pack("=i", value)
-        try:
-            conn.setsockopt(opt.level, opt.optname, value)
-        except OSError as err:
-            assert err.errno in (errno.ENOPROTOOPT, errno.EOPNOTSUPP, errno.EINVAL), (opt, err)
-            refused.add(opt.constant)
+# ... and of the ones it takes, those it writes into every subflow (the rest it keeps
+# for itself, or the subflows ignore).
+MPTCP_SOCKET_COPIES = {"SO_SNDBUF", "SO_RCVBUF", "SO_KEEPALIVE", "SO_PRIORITY", "SO_MARK",
+                       "TCP_NODELAY", "TCP_KEEPIDLE", "TCP_KEEPINTVL", "TCP_KEEPCNT",
+                       "TCP_CONGESTION", "IP_TOS"}
+
+
+def test_what_the_mptcp_socket_itself_does_with_each_option(klab: Lab) -> None:
+    refused, copied = set(), set()
+    with two_subflows(klab) as conn:
+        for opt in sockopt.OPTIONS:
+            value, back = _SET.get(opt.name, (1, None))
+            raw = struct.pack("=i", value) if isinstance(value, int) else value
+            try:
+                conn.setsockopt(opt.level, opt.optname, raw)
+            except OSError as err:
+                assert err.errno in (errno.ENOPROTOOPT, errno.EOPNOTSUPP, errno.EINVAL), (opt, err)
+                refused.add(opt.constant)
+                continue
+            if not opt.get:
+                continue
+            want = value if back is None or back is KEPT else back
+            got = [in_client(klab, mptcp.get_sub_sockopt, conn, i, opt.level, opt.optname, 16)
+                   .rstrip(b"\0") if opt.kind == "bytes" else
+                   in_client(klab, mptcp.get_sub_sockopt_int, conn, i, opt.level, opt.optname)
+                   for i in (1, 2)]
+            if got == [want, want]:
+                copied.add(opt.constant)
     assert refused == MPTCP_SOCKET_REFUSES
+    assert copied == MPTCP_SOCKET_COPIES
 
 
 # --------------------------------------------------------------------------------
