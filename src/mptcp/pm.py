@@ -112,7 +112,7 @@ class PathManager:
         list[Endpoint]
             Ordered as the kernel lists them. Linux 5.7+. No privilege needed.
         """
-        return self._pm.get_addrs("listing endpoints")
+        return self._pm.get_addrs("endpoints")
 
     def add_endpoint(
         self,
@@ -176,7 +176,7 @@ class PathManager:
                               ("fullmesh", fullmesh, EndpointFlags.FULLMESH)):
             if _args.flag(name, on):
                 flags |= bit
-        self._pm.add_addr(host, id, port, int(flags), if_index, f"adding endpoint {host.text}")
+        self._pm.add_addr(host, id, port, int(flags), if_index, f"add_endpoint {host.text}")
         for ep in self.endpoints():
             if ep.addr == host.text and (id is None or ep.id == id) and (
                 port is None or ep.port == port
@@ -197,7 +197,7 @@ class PathManager:
             Without CAP_NET_ADMIN.
         """
         _args.address_id("endpoint id", id)
-        self._pm.del_addr(id, f"removing endpoint {id}")
+        self._pm.del_addr(id, f"remove_endpoint {id}")
 
     def set_endpoint_flags(
         self, id: int, *, backup: Optional[bool] = None, fullmesh: Optional[bool] = None
@@ -223,17 +223,17 @@ class PathManager:
             flags = flags | EndpointFlags.BACKUP if backup else flags & ~EndpointFlags.BACKUP
         if fullmesh is not None:
             flags = flags | EndpointFlags.FULLMESH if fullmesh else flags & ~EndpointFlags.FULLMESH
-        self._pm.set_endpoint_flags(id, int(flags), f"setting flags of endpoint {id}")
+        self._pm.set_endpoint_flags(id, int(flags), f"set_endpoint_flags {id}")
         return current._replace(flags=EndpointFlags(flags))
 
     def flush_endpoints(self) -> None:
         """Remove every in-kernel endpoint (``ip mptcp endpoint flush``). 5.7+."""
-        self._pm.flush("flushing endpoints")
+        self._pm.flush("flush_endpoints")
 
     def limits(self) -> Limits:
         """The in-kernel path manager's limits (``ip mptcp limits show``). 5.7+.
         No privilege needed."""
-        return self._pm.get_limits("reading limits")
+        return self._pm.get_limits("limits")
 
     def set_limits(
         self, subflows: Optional[int] = None, add_addr_accepted: Optional[int] = None
@@ -249,7 +249,7 @@ class PathManager:
         for name, v in (("subflows", subflows), ("add_addr_accepted", add_addr_accepted)):
             if v is not None:
                 _args.u32(name, v)
-        self._pm.set_limits(subflows, add_addr_accepted, "setting limits")
+        self._pm.set_limits(subflows, add_addr_accepted, "set_limits")
         return self.limits()
 
     # -- userspace path manager, per connection
@@ -258,7 +258,7 @@ class PathManager:
         """The local addresses (with their ids) the userspace path manager holds
         for one connection. Linux 6.7+ (GET_ADDR with a token)."""
         token = read.token_of(conn, "local_addresses")
-        return self._pm.connection_addrs(token, "listing the connection's addresses")
+        return self._pm.connection_addrs(token, "local_addresses")
 
     def announce(self, conn: Conn, addr: Address, id: int) -> None:
         """Announce a local address to the peer (ADD_ADDR). Userspace PM, 5.19+.
@@ -275,13 +275,13 @@ class PathManager:
         host, port = _args.address("addr", addr)
         _args.address_id("address id", id)
         token = read.token_of(conn, "announce")
-        self._pm.announce(token, host, id, port or None, f"announcing {host.text} id {id}")
+        self._pm.announce(token, host, id, port or None, f"announce {host.text} id {id}")
 
     def remove(self, conn: Conn, id: int) -> None:
         """Withdraw address id ``id`` (REMOVE_ADDR to the peer). Userspace PM, 5.19+."""
         _args.address_id("address id", id)
         token = read.token_of(conn, "remove")
-        self._pm.remove(token, id, f"removing address id {id}")
+        self._pm.remove(token, id, f"remove id {id}")
 
     def create_subflow(
         self,
@@ -329,11 +329,11 @@ class PathManager:
         if local_id is not None:
             _args.address_id("local_id", local_id)
         token = read.token_of(conn, "create_subflow")
+        what = f"create_subflow {control.fmt(lhost, lport)} -> {control.fmt(rhost, rport)}"
         lid = local_id if local_id is not None else control.local_id(
-            self._pm, token, lhost, lport or 0, "listing the connection's addresses")
-        self._pm.subflow_create(
-            token, lhost, lport or 0, lid, rhost, rport, backup, if_index,
-            lambda: f"opening a subflow {control.fmt(lhost, lport)} -> {control.fmt(rhost, rport)}")
+            self._pm, token, lhost, lport or 0, what)
+        self._pm.subflow_create(token, lhost, lport or 0, lid, rhost, rport, backup, if_index,
+                                what)
         return lid
 
     def destroy_subflow(self, conn: Conn, local: tuple[str, int], remote: tuple[str, int]) -> None:
@@ -350,7 +350,7 @@ class PathManager:
         _args.same_family(lhost, rhost)
         self._pm.subflow_destroy(
             read.token_of(conn, "destroy_subflow"), lhost, lport, rhost, rport,
-            lambda: f"closing the subflow {control.fmt(lhost, lport)} -> {control.fmt(rhost, rport)}")
+            lambda: f"destroy_subflow {control.fmt(lhost, lport)} -> {control.fmt(rhost, rport)}")
 
     def set_backup(self, conn: Conn, local: Address, remote: Address, backup: bool) -> None:
         """Set or clear the backup flag of a subflow (SET_FLAGS; sends MP_PRIO).
@@ -365,5 +365,5 @@ class PathManager:
         _args.flag("backup", backup)
         self._pm.set_backup(
             read.token_of(conn, "set_backup"), lhost, lport or 0, rhost, rport or 0, backup,
-            f"setting backup={backup} on {control.fmt(lhost, lport)} -> {control.fmt(rhost, rport)}")
+            f"set_backup {control.fmt(lhost, lport)} -> {control.fmt(rhost, rport)} backup={backup}")
 
