@@ -11,7 +11,6 @@ needs CAP_NET_ADMIN in the namespace.
 from __future__ import annotations
 
 import errno as _errno
-import socket
 from typing import Any, Optional, Union
 
 from . import _args
@@ -114,6 +113,16 @@ class PathManager:
         """
         return self._pm.get_addrs("endpoints")
 
+    def get_endpoint(self, id: int) -> Optional[Endpoint]:
+        """The in-kernel endpoint ``id`` (``ip mptcp endpoint show id ID``; GET_ADDR
+        with an id), or None when there is none. Linux 5.7+. No privilege needed.
+
+        Id 0 is valid and always None: it is each connection's initial address, which
+        no endpoint has.
+        """
+        _args.address_id("endpoint id", id, lo=0)
+        return self._pm.get_addr(id, f"get_endpoint {id}")
+
     def add_endpoint(
         self,
         addr: str,
@@ -133,7 +142,8 @@ class PathManager:
         addr : str
             IPv4 or IPv6 address.
         id : int, optional
-            Endpoint id 1-255; the kernel picks one when omitted.
+            Endpoint id 1-255; the kernel picks one when omitted or 0 (an endpoint
+            never has id 0, the id of each connection's initial address).
         dev : str, optional
             Interface to bind subflows from this endpoint to.
         port : int, optional
@@ -157,18 +167,11 @@ class PathManager:
             carries the kernel's explanation.
         """
         host = _args.host("address", addr)
-        if id is not None:
-            _args.address_id("endpoint id", id)
+        if id is not None and _args.address_id("endpoint id", id, lo=0) == 0:
+            id = None  # 6.18 picks an id for 0 too; not sending it means that on every kernel
         if port is not None:
             _args.port("port", port)
-        if_index = None
-        if dev is not None:
-            if not isinstance(dev, str):
-                raise TypeError(f"dev must be an interface name, not {type(dev).__name__}")
-            try:
-                if_index = socket.if_nametoindex(dev)
-            except OSError:
-                raise ValueError(f"no interface named {dev!r} in this network namespace") from None
+        if_index = _args.interface(dev, None)
         flags = EndpointFlags.NONE
         for name, on, bit in (("signal", signal, EndpointFlags.SIGNAL),
                               ("subflow", subflow, EndpointFlags.SUBFLOW),
@@ -186,18 +189,34 @@ class PathManager:
             _errno.ENOENT, f"endpoint {host.text} vanished right after it was added"
         )
 
-    def remove_endpoint(self, id: int) -> None:
-        """Remove the in-kernel endpoint ``id`` (``ip mptcp endpoint delete id``). 5.7+.
+    def remove_endpoint(self, id: int, addr: Optional[str] = None) -> None:
+        """Remove the in-kernel endpoint ``id`` (``ip mptcp endpoint delete id ID
+        [ADDR]``). Linux 5.7+.
+
+        With ``id=0`` and ``addr``, remove the address ``addr`` where it is a
+        connection's initial address (address id 0, which no endpoint has): the
+        kernel sends REMOVE_ADDR id 0 and closes the subflows from it, in every
+        connection of the in-kernel path manager in this network namespace
+        (checked on 6.18). For any other id, ``addr`` may be given as ``ip`` takes
+        it; the kernel goes by the id.
 
         Raises
         ------
+        ValueError
+            ``id=0`` without ``addr``: the kernel would accept it and do nothing.
         PathManagerError
             No endpoint with this id (kernel message included).
         MPTCPPermissionError
             Without CAP_NET_ADMIN.
         """
-        _args.address_id("endpoint id", id)
-        self._pm.del_addr(id, f"remove_endpoint {id}")
+        _args.address_id("endpoint id", id, lo=0)
+        host = None if addr is None else _args.host("addr", addr)
+        if id == 0 and host is None:
+            raise ValueError(
+                "endpoint id 0 is each connection's initial address: give the address too "
+                "(remove_endpoint(0, addr))")
+        what = f"remove_endpoint {id}" + ("" if host is None else f" {host.text}")
+        self._pm.del_addr(id, host, what)
 
     def set_endpoint_flags(
         self, id: int, *, backup: Optional[bool] = None, fullmesh: Optional[bool] = None
@@ -215,9 +234,9 @@ class PathManager:
         for name, v in (("backup", backup), ("fullmesh", fullmesh)):
             if v is not None and not isinstance(v, bool):
                 raise TypeError(f"{name} must be a bool or None")
-        current = next((ep for ep in self.endpoints() if ep.id == id), None)
+        current = self._pm.get_addr(id, f"set_endpoint_flags {id}")
         if current is None:
-            raise PathManagerError(_errno.ENOENT, f"no endpoint with id {id}")
+            raise PathManagerError(_errno.ENOENT, f"set_endpoint_flags {id}: no endpoint with id {id}")
         flags = current.flags
         if backup is not None:
             flags = flags | EndpointFlags.BACKUP if backup else flags & ~EndpointFlags.BACKUP
@@ -278,8 +297,12 @@ class PathManager:
         self._pm.announce(token, host, id, port or None, f"announce {host.text} id {id}")
 
     def remove(self, conn: Conn, id: int) -> None:
-        """Withdraw address id ``id`` (REMOVE_ADDR to the peer). Userspace PM, 5.19+."""
-        _args.address_id("address id", id)
+        """Withdraw address id ``id`` (REMOVE_ADDR to the peer). Userspace PM, 5.19+.
+
+        Id 0 withdraws the connection's initial address: the peer gets REMOVE_ADDR
+        id 0 and the subflows from that address close (6.18).
+        """
+        _args.address_id("address id", id, lo=0)
         token = read.token_of(conn, "remove")
         self._pm.remove(token, id, f"remove id {id}")
 
@@ -292,6 +315,7 @@ class PathManager:
         local_id: Optional[int] = None,
         backup: bool = False,
         if_index: Optional[int] = None,
+        dev: Optional[str] = None,
     ) -> int:
         """Ask the kernel to open a subflow (SUBFLOW_CREATE). Userspace PM, 5.19+.
 
@@ -307,31 +331,47 @@ class PathManager:
         remote : (str, int)
             The peer's address and port.
         local_id : int, optional
-            Address id of ``local`` (1-255); by default the id the connection
-            already uses for this address, else the lowest free one.
+            Address id of ``local`` (0-255). Id 0 is the connection's initial local
+            address (RFC 8684): a subflow from that address carries 0, any other
+            address a non-zero id. By default: 0 for the initial address, else the
+            id the connection already uses for this address, else the lowest free
+            one.
         backup : bool
             Open it as a backup subflow.
-        if_index : int, optional
-            Bind the subflow to this interface.
+        if_index, dev : int or str, optional
+            Bind the subflow to this interface (by index or by name; not both).
 
         Returns
         -------
         int
             The local address id used.
+
+        Raises
+        ------
+        PathManagerError
+            The kernel refused; also an explicit ``local_id`` 0 for another address
+            than the initial one, or a non-zero one for the initial address (the
+            kernel would take both, leaving an address with two ids or two
+            addresses with id 0).
+        NotMPTCPError
+            No such connection, it fell back to TCP, or it is not fully established
+            yet (send data first).
         """
         lhost, lport = _args.address("local", local)
         rhost, rport = _args.address_pair("remote", remote)
         _args.same_family(lhost, rhost)
         _args.flag("backup", backup)
-        if if_index is not None and (not isinstance(if_index, int) or isinstance(if_index, bool)
-                                     or if_index <= 0):
-            raise ValueError("if_index must be a positive int")
+        if_index = _args.interface(dev, if_index)
         if local_id is not None:
-            _args.address_id("local_id", local_id)
+            _args.address_id("local_id", local_id, lo=0)
         token = read.token_of(conn, "create_subflow")
         what = f"create_subflow {control.fmt(lhost, lport)} -> {control.fmt(rhost, rport)}"
-        lid = local_id if local_id is not None else control.local_id(
-            self._pm, token, lhost, lport or 0, what)
+        initial = read.initial_local(token, _args.conn(conn)[1], "create_subflow")
+        if local_id is None:
+            lid = control.local_id(self._pm, token, lhost, lport or 0, initial, what)
+        else:
+            control.check_id(local_id, lhost, initial, what)
+            lid = local_id
         self._pm.subflow_create(token, lhost, lport or 0, lid, rhost, rport, backup, if_index,
                                 what)
         return lid

@@ -593,6 +593,7 @@ def _open_sub_with(monkeypatch: pytest.MonkeyPatch, pm: _FakePM) -> mptcp.Subflo
     monkeypatch.setattr(uc, "thread_pm", lambda: pm)
     monkeypatch.setattr(uc, "_events_socket", lambda: _FakeEvents())
     monkeypatch.setattr(uc.read, "token", lambda fd, call: 0x77)
+    monkeypatch.setattr(uc.read, "initial_local", lambda tok, fd, call: A.host("i", "10.0.1.2"))
     monkeypatch.setattr(uc, "_live", lambda fd: lives.pop(0) if len(lives) > 1 else lives[0])
     monkeypatch.setattr(uc, "_wait_fully_established", lambda *a: waited.append(1))
     monkeypatch.setattr(uc, "_wait_event", lambda *a: 40000)
@@ -634,6 +635,7 @@ def test_open_sub_asks_the_ids_again_when_the_kernel_refuses_the_address_entry(
     monkeypatch.setattr(uc, "thread_pm", lambda: pm)
     monkeypatch.setattr(uc, "_events_socket", lambda: _FakeEvents())
     monkeypatch.setattr(uc.read, "token", lambda fd, call: 0x77)
+    monkeypatch.setattr(uc.read, "initial_local", lambda tok, fd, call: A.host("i", "10.0.1.2"))
     monkeypatch.setattr(uc, "_live", lambda fd: lives.pop(0) if len(lives) > 1 else lives[0])
     monkeypatch.setattr(uc, "_wait_event", lambda *a: 40000)
     try:

@@ -586,6 +586,22 @@ class PMSocket:
     def get_addrs(self, what: What) -> list[Endpoint]:
         return self._endpoints(self._do(Cmd.GET_ADDR, None, what, dump=True))
 
+    def get_addr(self, id: int, what: What) -> Optional[Endpoint]:
+        """The endpoint with ``id`` (GET_ADDR with an id), None if there is none."""
+        def enc(e: Encoder) -> None:
+            put_addr(e, PmAttr.ADDR, None, id=id)
+
+        try:
+            replies = self._do(Cmd.GET_ADDR, enc, what)
+        except PathManagerError as err:
+            r = refusal_of(err)
+            if r is not None and r.errno == _errno.EINVAL and r.attr is not None \
+                    and r.attr[0] == PmAttr.ADDR:
+                return None  # "address not found"
+            raise
+        found = self._endpoints(replies)
+        return found[0] if found else None
+
     def add_addr(self, host: Host, id: Optional[int], port: Optional[int], flags: int,
                  if_index: Optional[int], what: What) -> None:
         def enc(e: Encoder) -> None:
@@ -593,9 +609,9 @@ class PMSocket:
 
         self._do(Cmd.ADD_ADDR, enc, what)
 
-    def del_addr(self, id: int, what: What) -> None:
+    def del_addr(self, id: int, host: Optional[Host], what: What) -> None:
         def enc(e: Encoder) -> None:
-            put_addr(e, PmAttr.ADDR, None, id=id)
+            put_addr(e, PmAttr.ADDR, host, id=id)
 
         self._do(Cmd.DEL_ADDR, enc, what)
 

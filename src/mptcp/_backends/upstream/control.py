@@ -42,8 +42,8 @@ from ..._netlink.mptcp_pm import EVENTS_GROUP, FAMILY, MIN_VERSION, EventReader,
 from ..._netlink.mptcp_pm import address_id_refused, connection_error
 from . import read
 
-__all__ = ["open_sub", "close_sub", "set_sub_prio", "thread_pm", "local_id", "remember_id",
-           "forget_id", "fmt"]
+__all__ = ["open_sub", "close_sub", "set_sub_prio", "thread_pm", "local_id", "check_id",
+           "remember_id", "forget_id", "fmt"]
 
 Endpoint = Optional[Tuple[Host, Optional[int]]]
 
@@ -98,13 +98,20 @@ _ids_lock = threading.Lock()
 _IDS_MAX = 1024
 
 
-def local_id(pm: PMSocket, token: int, host: Host, port: int, what: str) -> int:
+def local_id(pm: PMSocket, token: int, host: Host, port: int, initial: Optional[Host],
+             what: str) -> int:
     """The address id a new subflow from ``host`` must carry on connection ``token``.
 
-    The kernel keys a connection's local addresses by address and port and refuses a
-    known address with another id: reuse its id, else the lowest free one (5.19-6.6
-    cannot list them: fall back to 1).
+    Id 0 is the connection's initial local address (``initial``, RFC 8684): a
+    subflow from that address carries 0, whatever its port, as the kernel's own PM
+    does for it (6.18 accepts 0 there and the peer sees rem_id 0); another id would
+    give the one address two ids. The kernel keys the connection's other local
+    addresses by address and port and refuses a known address with another id:
+    reuse its id, else the lowest free non-zero one (5.19-6.6 cannot list them:
+    fall back to 1).
     """
+    if initial is not None and host.family == initial.family and host.packed == initial.packed:
+        return 0
     key = (genl.netns_id(), token, host.packed, port)
     with _ids_lock:
         known = _ids.get(key)
@@ -124,7 +131,23 @@ def local_id(pm: PMSocket, token: int, host: Host, port: int, what: str) -> int:
     for i in range(1, 256):
         if i not in used:
             return i
-    raise PathManagerError(_errno.ENOSPC, "all 255 address ids of the connection are in use")
+    raise PathManagerError(_errno.ENOSPC, f"{what}: all 255 address ids of the connection are in use")
+
+
+def check_id(lid: int, host: Host, initial: Optional[Host], what: str) -> None:
+    """Refuse an explicit address id that breaks "id 0 is the initial address" (the
+    kernel would take it: one address with two ids, or two addresses with id 0)."""
+    if initial is None:
+        return
+    is_initial = host.family == initial.family and host.packed == initial.packed
+    if lid == 0 and not is_initial:
+        raise PathManagerError(
+            _errno.EINVAL, f"{what}: address id 0 is the connection's initial local address "
+            f"{initial.text}; {host.text} needs an id 1-255 (or none: the library picks one)")
+    if lid != 0 and is_initial:
+        raise PathManagerError(
+            _errno.EINVAL, f"{what}: {host.text} is the connection's initial local address, "
+            f"whose address id is 0, not {lid} (or pass none: the library picks 0)")
 
 
 def remember_id(token: int, host: Host, port: int, lid: int) -> None:
@@ -206,7 +229,8 @@ def open_sub(fd: int, local: Endpoint, remote: Endpoint, backup: bool, timeout: 
     try:
         ev.discard_pending()  # events from before this call
         deadline = time.monotonic() + timeout
-        lid = local_id(pm, token, lhost, lport, what())
+        initial = read.initial_local(token, fd, "open_sub")
+        lid = local_id(pm, token, lhost, lport, initial, what())
         waited = asked = False
         while True:  # at most three tries, every failure through the one mapping below
             try:
@@ -218,7 +242,7 @@ def open_sub(fd: int, local: Endpoint, remote: Endpoint, backup: bool, timeout: 
                     # ask the kernel which ids the connection holds.
                     asked = True
                     forget_id(token, lhost, lport)
-                    lid = local_id(pm, token, lhost, lport, what())
+                    lid = local_id(pm, token, lhost, lport, initial, what())
                     continue
                 if err.errno == _errno.ENOTCONN and not waited:
                     # The kernel opens extra subflows only once the connection is
