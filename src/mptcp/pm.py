@@ -134,6 +134,7 @@ class PathManager:
         subflow: bool = False,
         backup: bool = False,
         fullmesh: bool = False,
+        laminar: bool = False,
     ) -> Endpoint:
         """Add an in-kernel endpoint (``ip mptcp endpoint add``). Linux 5.7+.
 
@@ -150,6 +151,11 @@ class PathManager:
             Port to announce (needs ``signal=True``).
         signal, subflow, backup, fullmesh : bool
             The endpoint's flags.
+        laminar : bool
+            Linux 6.18+: the in-kernel PM takes laminar endpoints as the source of
+            the subflow it opens towards each address the peer announces, skipping
+            one that already has a subflow. ``MPTCPInfo.endp_laminar_max`` counts
+            them.
 
         Returns
         -------
@@ -176,7 +182,8 @@ class PathManager:
         for name, on, bit in (("signal", signal, EndpointFlags.SIGNAL),
                               ("subflow", subflow, EndpointFlags.SUBFLOW),
                               ("backup", backup, EndpointFlags.BACKUP),
-                              ("fullmesh", fullmesh, EndpointFlags.FULLMESH)):
+                              ("fullmesh", fullmesh, EndpointFlags.FULLMESH),
+                              ("laminar", laminar, EndpointFlags.LAMINAR)):
             if _args.flag(name, on):
                 flags |= bit
         self._pm.add_addr(host, id, port, int(flags), if_index, f"add_endpoint {host.text}")
@@ -279,7 +286,8 @@ class PathManager:
         token = read.token_of(conn, "local_addresses")
         return self._pm.connection_addrs(token, "local_addresses")
 
-    def announce(self, conn: Conn, addr: Address, id: int) -> None:
+    def announce(self, conn: Conn, addr: Address, id: int, *, dev: Optional[str] = None,
+                 if_index: Optional[int] = None) -> None:
         """Announce a local address to the peer (ADD_ADDR). Userspace PM, 5.19+.
 
         Parameters
@@ -289,12 +297,17 @@ class PathManager:
         addr : str or (str, int)
             The address, optionally with a port to announce.
         id : int
-            Address id 1-255.
+            Address id 1-255 (the kernel refuses 0, the initial address's id: that
+            address needs no announcement).
+        dev, if_index : str or int, optional
+            The interface the address belongs to (by name or index; not both). The
+            kernel keeps it with the address (``local_addresses`` shows it).
         """
         host, port = _args.address("addr", addr)
         _args.address_id("address id", id)
+        ifx = _args.interface(dev, if_index)
         token = read.token_of(conn, "announce")
-        self._pm.announce(token, host, id, port or None, f"announce {host.text} id {id}")
+        self._pm.announce(token, host, id, port or None, ifx, f"announce {host.text} id {id}")
 
     def remove(self, conn: Conn, id: int) -> None:
         """Withdraw address id ``id`` (REMOVE_ADDR to the peer). Userspace PM, 5.19+.

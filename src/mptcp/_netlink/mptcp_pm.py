@@ -648,11 +648,12 @@ class PMSocket:
 
         return self._endpoints(self._do(Cmd.GET_ADDR, enc, what, token=token, dump=True))
 
-    def announce(self, token: int, host: Host, id: int, port: Optional[int], what: What) -> None:
+    def announce(self, token: int, host: Host, id: int, port: Optional[int],
+                 if_index: Optional[int], what: What) -> None:
         def enc(e: Encoder) -> None:
             e.put(PmAttr.TOKEN, token)
             put_addr(e, PmAttr.ADDR, host, id=id, port=port,
-                     flags=int(EndpointFlags.SIGNAL))
+                     flags=int(EndpointFlags.SIGNAL), if_index=if_index)
 
         self._do(Cmd.ANNOUNCE, enc, what, token=token)
 
