@@ -95,3 +95,38 @@ def test_announce_with_an_interface(ulab: Lab) -> None:
             with pytest.raises(exc):
                 pm_call(ulab, lambda pm: pm.announce(s, f"10.{n}.2.22", 8, **kw))
         assert 8 not in {e.id for e in pm_call(ulab, lambda pm: pm.local_addresses(s))}
+
+
+def test_events_carry_the_kernels_family(ulab: Lab) -> None:
+    import socket
+    import sys
+    from pathlib import Path
+
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+    from outside import start_ip_monitor
+
+    srv4 = ulab.start_server()
+    srv6 = ulab.start_server(family=socket.AF_INET6)
+    ipm, first = start_ip_monitor(ulab, ulab.client_ns)
+    try:
+        with ulab.run_in(ulab.client_ns, mptcp.events) as mon:
+            got = {}
+            for family, srv in ((socket.AF_INET, srv4), (socket.AF_INET6, srv6)):
+                with ulab.connect(family=family, port=srv.port) as s:
+                    s.sendall(b"x")
+                    token = mptcp.info(s).token
+                    while True:
+                        ev = mon.read(timeout=5)
+                        if ev.token == token and ev.type == mptcp.EventType.CREATED:
+                            got[family] = (token, ev.family)
+                            break
+            assert got[socket.AF_INET][1] == socket.AF_INET
+            assert got[socket.AF_INET6][1] == socket.AF_INET6
+        # ip mptcp monitor prints the address attribute of that family
+        for family, (token, _) in got.items():
+            key = "saddr4=" if family == socket.AF_INET else "saddr6="
+            ulab.wait_for(lambda: any("CREATED" in line and f"token={token:08x}" in line
+                                      and key in line for line in ipm.lines[first:]),
+                          what=f"ip mptcp monitor's CREATED of {token:08x}")
+    finally:
+        ipm.stop()

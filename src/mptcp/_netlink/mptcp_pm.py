@@ -293,6 +293,7 @@ def build_event(cmd: int, a: AttrTable) -> Event:
         _U32(buf, offs[_E_RESET_REASON])[0] if lens[_E_RESET_REASON] >= 4 else None,
         _U32(buf, offs[_E_RESET_FLAGS])[0] if lens[_E_RESET_FLAGS] >= 4 else None,
         _U32(buf, offs[_E_TIMEOUT])[0] if lens[_E_TIMEOUT] >= 4 else None,
+        family,
     )
 
 
