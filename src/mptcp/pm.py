@@ -14,10 +14,11 @@ import errno as _errno
 from typing import Any, Optional, Union
 
 from . import _args
+from ._addr import Host
 from ._backends.upstream import control, read
 from ._errors import MPTCPError, PathManagerError
 from ._netlink.genl import GenlFamily
-from ._netlink.mptcp_pm import PMSocket
+from ._netlink.mptcp_pm import PMSocket, address_id_refused
 from ._records import Endpoint, EndpointFlags, Limits
 
 __all__ = ["PathManager", "read_mode"]
@@ -379,14 +380,28 @@ class PathManager:
             _args.address_id("local_id", local_id, lo=0)
         token = read.token_of(conn, "create_subflow")
         what = f"create_subflow {control.fmt(lhost, lport)} -> {control.fmt(rhost, rport)}"
-        initial = read.initial_local(token, _args.conn(conn)[1], "create_subflow")
+        fd = _args.conn(conn)[1]
+
+        def initial() -> Optional[Host]:
+            return read.initial_local(token, fd, "create_subflow")
+
         if local_id is None:
             lid = control.local_id(self._pm, token, lhost, lport or 0, initial, what)
         else:
-            control.check_id(local_id, lhost, initial, what)
+            control.check_id(local_id, lhost, initial(), what)
             lid = local_id
-        self._pm.subflow_create(token, lhost, lport or 0, lid, rhost, rport, backup, if_index,
-                                what)
+        try:
+            self._pm.subflow_create(token, lhost, lport or 0, lid, rhost, rport, backup,
+                                    if_index, what)
+        except PathManagerError as err:
+            if local_id is not None or not address_id_refused(err):
+                raise
+            # the remembered id went stale: ask the kernel which ids the connection holds
+            control.forget_id(token, lhost, lport or 0)
+            lid = control.local_id(self._pm, token, lhost, lport or 0, initial, what)
+            self._pm.subflow_create(token, lhost, lport or 0, lid, rhost, rport, backup,
+                                    if_index, what)
+        control.remember_id(token, lhost, lport or 0, lid)
         return lid
 
     def destroy_subflow(self, conn: Conn, local: tuple[str, int], remote: tuple[str, int]) -> None:

@@ -354,3 +354,31 @@ def test_connection_id_ranges_agree_with_the_kernel(ulab: Lab) -> None:
         # REMOVE id 0: taken (the initial address has subflows)
         assert outcome(ulab, lambda pm: pm.remove(s, 0)) == "ok"
         assert raw(ulab, Cmd.REMOVE, remove(255)) == 0
+
+
+def test_create_subflow_asks_again_when_the_id_it_remembered_went_stale(ulab: Lab) -> None:
+    srv = ulab.start_server()
+    c2 = ulab.client_addrs["v4"][1]
+    s1, s2 = ulab.server_addrs["v4"]
+    with established(ulab, srv.port) as s:
+        tok = mptcp.info(s).token
+        before = set(mptcp.get_sub_ids(s))
+        assert pm_call(ulab, lambda pm: pm.create_subflow(tok, c2, (s1, srv.port))) == 1
+        sf = new_subflow_from(ulab, s, c2, before)
+        pm_call(ulab, lambda pm: pm.destroy_subflow(tok, tuple(sf.local), tuple(sf.remote)))
+        ulab.wait_for(lambda: sf.id not in mptcp.get_sub_ids(s), what="the subflow to close")
+
+        def other_actor(e: genl.Encoder) -> None:  # another program gives c2 id 7
+            e.put(PmAttr.TOKEN, tok)
+            put_addr(e, PmAttr.ADDR, parse_ip(c2), id=7)
+            put_addr(e, PmAttr.ADDR_REMOTE, parse_ip(s2), port=srv.port)
+
+        assert raw(ulab, Cmd.SUBFLOW_CREATE, other_actor) == 0
+        # the library remembered 1 for c2; the kernel refuses it, the library asks again
+        before = set(mptcp.get_sub_ids(s))
+        assert pm_call(ulab, lambda pm: pm.create_subflow(tok, c2, (s1, srv.port))) == 7
+        new = ulab.wait_for(lambda: next((x for x in mptcp.subflows(s) if x.id not in before
+                                          and tuple(x.remote) == (s1, srv.port)), None),
+                            what="the new subflow to s1")
+        theirs = ulab.wait_for(lambda: peer_subflow(ulab, tuple(new.local)), what="the peer's view")
+        assert theirs["rem_id"] == 7, theirs["info"]

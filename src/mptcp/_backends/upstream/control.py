@@ -22,7 +22,7 @@ import os
 import socket
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any, Optional, Tuple
 
 from ... import _mptcp as _core
@@ -98,8 +98,8 @@ _ids_lock = threading.Lock()
 _IDS_MAX = 1024
 
 
-def local_id(pm: PMSocket, token: int, host: Host, port: int, initial: Optional[Host],
-             what: str) -> int:
+def local_id(pm: PMSocket, token: int, host: Host, port: int,
+             initial: Callable[[], Optional[Host]], what: str) -> int:
     """The address id a new subflow from ``host`` must carry on connection ``token``.
 
     Id 0 is the connection's initial local address (``initial``, RFC 8684): a
@@ -108,15 +108,16 @@ def local_id(pm: PMSocket, token: int, host: Host, port: int, initial: Optional[
     give the one address two ids. The kernel keys the connection's other local
     addresses by address and port and refuses a known address with another id:
     reuse its id, else the lowest free non-zero one (5.19-6.6 cannot list them:
-    fall back to 1).
+    fall back to 1). ``initial()`` is asked only when no id is remembered.
     """
-    if initial is not None and host.family == initial.family and host.packed == initial.packed:
-        return 0
     key = (genl.netns_id(), token, host.packed, port)
     with _ids_lock:
         known = _ids.get(key)
     if known is not None:
         return known
+    first = initial()
+    if first is not None and host.family == first.family and host.packed == first.packed:
+        return 0
     try:
         addrs = pm.connection_addrs(token, what)
     except NotMPTCPError:
@@ -125,7 +126,7 @@ def local_id(pm: PMSocket, token: int, host: Host, port: int, initial: Optional[
         addrs = []
     used = set()
     for ep in addrs:
-        if ep.addr == host.text and (ep.port or 0) == port and ep.id:
+        if ep.addr == host.text and (ep.port or 0) == port:
             return ep.id
         used.add(ep.id)
     for i in range(1, 256):
@@ -229,7 +230,10 @@ def open_sub(fd: int, local: Endpoint, remote: Endpoint, backup: bool, timeout: 
     try:
         ev.discard_pending()  # events from before this call
         deadline = time.monotonic() + timeout
-        initial = read.initial_local(token, fd, "open_sub")
+
+        def initial() -> Optional[Host]:
+            return read.initial_local(token, fd, "open_sub")
+
         lid = local_id(pm, token, lhost, lport, initial, what())
         waited = asked = False
         while True:  # at most three tries, every failure through the one mapping below
