@@ -10,6 +10,7 @@ cdef extern from "<sys/socket.h>" nogil:
     struct sockaddr:
         pass
     int getpeername(int fd, sockaddr *addr, socklen_t *addrlen)
+    int getsockname(int fd, sockaddr *addr, socklen_t *addrlen)
     int AF_INET
     int AF_INET6
     int SOL_SOCKET

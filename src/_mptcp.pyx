@@ -574,6 +574,16 @@ def peer_name(int fd, str call="getpeername"):
     return decode_sockaddr(<const uint8_t *>&sa, length)
 
 
+def sock_name(int fd, str call="getsockname"):
+    """(host, port) the socket is bound to (getsockname), None for a family other than
+    IPv4/IPv6; raises through the hook."""
+    cdef mptcpk_sockaddr_storage sa
+    cdef socklen_t length = sizeof(sa)
+    if getsockname(fd, <sockaddr *>&sa, &length) != 0:
+        raise_errno(errno, call, fd)
+    return decode_sockaddr(<const uint8_t *>&sa, length)
+
+
 def is_only_python_thread():
     """Whether the short sockopt reads would keep the GIL right now (for tests)."""
     return only_python_thread()

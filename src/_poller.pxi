@@ -350,6 +350,14 @@ cdef class InfoView:
         return self.mi().subflows_max
 
     @property
+    def add_addr_signal_max(self):
+        return self.mi().add_addr_signal_max
+
+    @property
+    def add_addr_accepted_max(self):
+        return self.mi().add_addr_accepted_max
+
+    @property
     def flags(self):
         return self.mi().flags
 
@@ -408,6 +416,14 @@ cdef class InfoView:
     @property
     def subflows_total(self):
         return self._need(MI_END_SUBFLOWS_TOTAL, self.mi().subflows_total)
+
+    @property
+    def endp_laminar_max(self):
+        return self._need(MI_END_ENDP, self.mi().endp_laminar_max)
+
+    @property
+    def endp_fullmesh_max(self):
+        return self._need(MI_END_ENDP, self.mi().endp_fullmesh_max)
 
     @property
     def last_data_sent(self):

@@ -18,6 +18,7 @@ __all__ = [
     "integer", "c_int", "sub_id", "port", "address_id", "host", "address", "address_pair",
     "same_family", "how", "flag", "timeout", "optional_timeout", "conn", "rcvbuf", "u32",
     "option_bytes", "buflen", "option_value", "interval", "optional_token", "pids",
+    "interface",
 ]
 
 U32_MAX = 0xFFFFFFFF
@@ -61,9 +62,27 @@ def port(name: str, value: Any) -> int:
 
 
 def address_id(name: str, value: Any, lo: int = 1) -> int:
-    """An MPTCP address id (a u8; ``lo`` is 0 where the kernel takes the initial
-    address's id 0)."""
+    """An MPTCP address id: a u8 (the kernel reads only the low byte of a wider value,
+    so 256 would become 0); ``lo`` is 0 where the command takes id 0, the
+    connection's initial address (checked live per command on 6.18)."""
     return _in_range(name, value, lo, 255)
+
+
+def interface(dev: Any, if_index: Any) -> Optional[int]:
+    """An interface given by name (``dev``) or by index (``if_index``), as its index;
+    None for neither. A name is looked up in the calling thread's network namespace."""
+    if dev is not None and if_index is not None:
+        raise TypeError("give dev or if_index, not both")
+    if if_index is not None:
+        return _in_range("if_index", if_index, 1, INT_MAX)
+    if dev is None:
+        return None
+    if not isinstance(dev, str):
+        raise TypeError(f"dev must be an interface name, not {type(dev).__name__}")
+    try:
+        return socket.if_nametoindex(dev)
+    except OSError:
+        raise ValueError(f"no interface named {dev!r} in this network namespace") from None
 
 
 def host(name: str, value: Any) -> Host:

@@ -108,8 +108,11 @@ class EventsLostError(MPTCPError):
     __module__ = "mptcp"
 
 
-# The one errno table. Calls pass ``overrides`` where an errno means something more
-# specific for that one call (e.g. EINVAL for an unknown id on the draft kernel).
+# The one errno table, for every context. Calls pass ``overrides`` where an errno
+# means something more specific for that one call (e.g. EINVAL for an unknown id on
+# the draft kernel, ENOBUFS on the events socket, which alone can lose events).
+# ENOPROTOOPT is a KernelTooOldError only where the caller knows which version has
+# the interface (``min_version``): the contract says the class carries one.
 _ERRNO_CLASSES = {
     _errno.EOPNOTSUPP: NotMPTCPError,
     _errno.ENOTCONN: NotMPTCPError,
@@ -118,8 +121,6 @@ _ERRNO_CLASSES = {
     _errno.EPERM: MPTCPPermissionError,
     _errno.EACCES: MPTCPPermissionError,
     _errno.ETIMEDOUT: MPTCPTimeoutError,
-    _errno.ENOBUFS: EventsLostError,
-    _errno.ENOPROTOOPT: KernelTooOldError,
 }
 
 
@@ -129,15 +130,22 @@ def error_from_errno(
     *,
     overrides: Optional[dict] = None,  # type: ignore[type-arg]
     default: type = MPTCPError,
+    min_version: Optional[Tuple[int, int]] = None,
 ) -> MPTCPError:
-    """Build the exception for ``err``: ``message`` says what was attempted and what to do."""
+    """Build the exception for ``err``: ``message`` says what was attempted and what to do.
+
+    ``min_version`` is the first kernel with the interface that failed, where the
+    caller knows it: ENOPROTOOPT then becomes a :class:`KernelTooOldError` carrying it.
+    """
     cls: Optional[type] = None
     if overrides:
         cls = overrides.get(err)
     if cls is None:
-        cls = _ERRNO_CLASSES.get(err, default)
+        if err == _errno.ENOPROTOOPT and min_version is not None:
+            cls = KernelTooOldError
+        else:
+            cls = _ERRNO_CLASSES.get(err, default)
     text = f"{message}: {os.strerror(err)}" if err else message
     if cls is KernelTooOldError:
-        return KernelTooOldError(err, text)
+        return KernelTooOldError(err, text, min_version=min_version)
     return cls(err, text)  # type: ignore[no-any-return]
-

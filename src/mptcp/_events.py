@@ -74,7 +74,8 @@ def _lost_error() -> EventsLostError:
     )
 
 
-def _join_error(err: int, extack: Optional[str], cmd: int, what: str) -> MPTCPError:
+def _join_error(err: int, extack: Optional[str], cmd: int, what: str,
+                attr: Optional[tuple[int, ...]] = None) -> MPTCPError:
     if err in (_errno.EPERM, _errno.EACCES):
         return MPTCPPermissionError(
             err,

@@ -124,7 +124,7 @@ def _event_type_text(etype: Union[EventType, int]) -> str:
 def _event_csv(e: RecordedEvent) -> Tuple[object, ...]:
     return (e.time, _event_type_text(e.type), _token_text(e.token), _addr(e.local),
             _addr(e.remote), e.loc_id, e.rem_id, _flag(e.backup), e.error, e.flags, e.if_index,
-            _flag(e.server_side), e.reset_reason, e.reset_flags, e.timeout)
+            _flag(e.server_side), e.reset_reason, e.reset_flags, e.timeout, e.family)
 
 
 def _lost_csv(t: float) -> Tuple[object, ...]:

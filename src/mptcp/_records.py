@@ -298,6 +298,9 @@ class Event(NamedTuple):
         MP_TCPRST reason and flags of a reset subflow.
     ``timeout``
         ``MPTCP_ATTR_TIMEOUT`` where the kernel sends it.
+    ``family``
+        ``MPTCP_ATTR_FAMILY``: the address family of the event's addresses
+        (``socket.AF_INET`` or ``AF_INET6``; ``CLOSED`` and ``REMOVED`` carry none).
     """
 
     type: Union[EventType, int]
@@ -314,6 +317,7 @@ class Event(NamedTuple):
     reset_reason: Optional[int] = None
     reset_flags: Optional[int] = None
     timeout: Optional[int] = None
+    family: Optional[int] = None
 
 
 Event.__module__ = "mptcp"
@@ -456,6 +460,7 @@ class RecordedEvent(NamedTuple):
     reset_reason: Optional[int] = None
     reset_flags: Optional[int] = None
     timeout: Optional[int] = None
+    family: Optional[int] = None
 
 
 if RecordedEvent._fields[1:] != Event._fields:

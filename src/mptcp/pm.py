@@ -11,14 +11,14 @@ needs CAP_NET_ADMIN in the namespace.
 from __future__ import annotations
 
 import errno as _errno
-import socket
 from typing import Any, Optional, Union
 
 from . import _args
+from ._addr import Host
 from ._backends.upstream import control, read
 from ._errors import MPTCPError, PathManagerError
 from ._netlink.genl import GenlFamily
-from ._netlink.mptcp_pm import PMSocket
+from ._netlink.mptcp_pm import PMSocket, address_id_refused
 from ._records import Endpoint, EndpointFlags, Limits
 
 __all__ = ["PathManager", "read_mode"]
@@ -112,7 +112,17 @@ class PathManager:
         list[Endpoint]
             Ordered as the kernel lists them. Linux 5.7+. No privilege needed.
         """
-        return self._pm.get_addrs("listing endpoints")
+        return self._pm.get_addrs("endpoints")
+
+    def get_endpoint(self, id: int) -> Optional[Endpoint]:
+        """The in-kernel endpoint ``id`` (``ip mptcp endpoint show id ID``; GET_ADDR
+        with an id), or None when there is none. Linux 5.7+. No privilege needed.
+
+        Id 0 is valid and always None: it is each connection's initial address, which
+        no endpoint has.
+        """
+        _args.address_id("endpoint id", id, lo=0)
+        return self._pm.get_addr(id, f"get_endpoint {id}")
 
     def add_endpoint(
         self,
@@ -125,6 +135,7 @@ class PathManager:
         subflow: bool = False,
         backup: bool = False,
         fullmesh: bool = False,
+        laminar: bool = False,
     ) -> Endpoint:
         """Add an in-kernel endpoint (``ip mptcp endpoint add``). Linux 5.7+.
 
@@ -133,13 +144,19 @@ class PathManager:
         addr : str
             IPv4 or IPv6 address.
         id : int, optional
-            Endpoint id 1-255; the kernel picks one when omitted.
+            Endpoint id 1-255; the kernel picks one when omitted or 0 (an endpoint
+            never has id 0, the id of each connection's initial address).
         dev : str, optional
             Interface to bind subflows from this endpoint to.
         port : int, optional
             Port to announce (needs ``signal=True``).
         signal, subflow, backup, fullmesh : bool
             The endpoint's flags.
+        laminar : bool
+            Linux 6.18+: the in-kernel PM takes laminar endpoints as the source of
+            the subflow it opens towards each address the peer announces, skipping
+            one that already has a subflow. ``MPTCPInfo.endp_laminar_max`` counts
+            them.
 
         Returns
         -------
@@ -157,26 +174,20 @@ class PathManager:
             carries the kernel's explanation.
         """
         host = _args.host("address", addr)
-        if id is not None:
-            _args.address_id("endpoint id", id)
+        if id is not None and _args.address_id("endpoint id", id, lo=0) == 0:
+            id = None  # 6.18 picks an id for 0 too; not sending it means that on every kernel
         if port is not None:
             _args.port("port", port)
-        if_index = None
-        if dev is not None:
-            if not isinstance(dev, str):
-                raise TypeError(f"dev must be an interface name, not {type(dev).__name__}")
-            try:
-                if_index = socket.if_nametoindex(dev)
-            except OSError:
-                raise ValueError(f"no interface named {dev!r} in this network namespace") from None
+        if_index = _args.interface(dev, None)
         flags = EndpointFlags.NONE
         for name, on, bit in (("signal", signal, EndpointFlags.SIGNAL),
                               ("subflow", subflow, EndpointFlags.SUBFLOW),
                               ("backup", backup, EndpointFlags.BACKUP),
-                              ("fullmesh", fullmesh, EndpointFlags.FULLMESH)):
+                              ("fullmesh", fullmesh, EndpointFlags.FULLMESH),
+                              ("laminar", laminar, EndpointFlags.LAMINAR)):
             if _args.flag(name, on):
                 flags |= bit
-        self._pm.add_addr(host, id, port, int(flags), if_index, f"adding endpoint {host.text}")
+        self._pm.add_addr(host, id, port, int(flags), if_index, f"add_endpoint {host.text}")
         for ep in self.endpoints():
             if ep.addr == host.text and (id is None or ep.id == id) and (
                 port is None or ep.port == port
@@ -186,18 +197,34 @@ class PathManager:
             _errno.ENOENT, f"endpoint {host.text} vanished right after it was added"
         )
 
-    def remove_endpoint(self, id: int) -> None:
-        """Remove the in-kernel endpoint ``id`` (``ip mptcp endpoint delete id``). 5.7+.
+    def remove_endpoint(self, id: int, addr: Optional[str] = None) -> None:
+        """Remove the in-kernel endpoint ``id`` (``ip mptcp endpoint delete id ID
+        [ADDR]``). Linux 5.7+.
+
+        With ``id=0`` and ``addr``, remove the address ``addr`` where it is a
+        connection's initial address (address id 0, which no endpoint has): the
+        kernel sends REMOVE_ADDR id 0 and closes the subflows from it, in every
+        connection of the in-kernel path manager in this network namespace
+        (checked on 6.18). For any other id, ``addr`` may be given as ``ip`` takes
+        it; the kernel goes by the id.
 
         Raises
         ------
+        ValueError
+            ``id=0`` without ``addr``: the kernel would accept it and do nothing.
         PathManagerError
             No endpoint with this id (kernel message included).
         MPTCPPermissionError
             Without CAP_NET_ADMIN.
         """
-        _args.address_id("endpoint id", id)
-        self._pm.del_addr(id, f"removing endpoint {id}")
+        _args.address_id("endpoint id", id, lo=0)
+        host = None if addr is None else _args.host("addr", addr)
+        if id == 0 and host is None:
+            raise ValueError(
+                "endpoint id 0 is each connection's initial address: give the address too "
+                "(remove_endpoint(0, addr))")
+        what = f"remove_endpoint {id}" + ("" if host is None else f" {host.text}")
+        self._pm.del_addr(id, host, what)
 
     def set_endpoint_flags(
         self, id: int, *, backup: Optional[bool] = None, fullmesh: Optional[bool] = None
@@ -215,25 +242,25 @@ class PathManager:
         for name, v in (("backup", backup), ("fullmesh", fullmesh)):
             if v is not None and not isinstance(v, bool):
                 raise TypeError(f"{name} must be a bool or None")
-        current = next((ep for ep in self.endpoints() if ep.id == id), None)
+        current = self._pm.get_addr(id, f"set_endpoint_flags {id}")
         if current is None:
-            raise PathManagerError(_errno.ENOENT, f"no endpoint with id {id}")
+            raise PathManagerError(_errno.ENOENT, f"set_endpoint_flags {id}: no endpoint with id {id}")
         flags = current.flags
         if backup is not None:
             flags = flags | EndpointFlags.BACKUP if backup else flags & ~EndpointFlags.BACKUP
         if fullmesh is not None:
             flags = flags | EndpointFlags.FULLMESH if fullmesh else flags & ~EndpointFlags.FULLMESH
-        self._pm.set_endpoint_flags(id, int(flags), f"setting flags of endpoint {id}")
+        self._pm.set_endpoint_flags(id, int(flags), f"set_endpoint_flags {id}")
         return current._replace(flags=EndpointFlags(flags))
 
     def flush_endpoints(self) -> None:
         """Remove every in-kernel endpoint (``ip mptcp endpoint flush``). 5.7+."""
-        self._pm.flush("flushing endpoints")
+        self._pm.flush("flush_endpoints")
 
     def limits(self) -> Limits:
         """The in-kernel path manager's limits (``ip mptcp limits show``). 5.7+.
         No privilege needed."""
-        return self._pm.get_limits("reading limits")
+        return self._pm.get_limits("limits")
 
     def set_limits(
         self, subflows: Optional[int] = None, add_addr_accepted: Optional[int] = None
@@ -249,7 +276,7 @@ class PathManager:
         for name, v in (("subflows", subflows), ("add_addr_accepted", add_addr_accepted)):
             if v is not None:
                 _args.u32(name, v)
-        self._pm.set_limits(subflows, add_addr_accepted, "setting limits")
+        self._pm.set_limits(subflows, add_addr_accepted, "set_limits")
         return self.limits()
 
     # -- userspace path manager, per connection
@@ -258,9 +285,10 @@ class PathManager:
         """The local addresses (with their ids) the userspace path manager holds
         for one connection. Linux 6.7+ (GET_ADDR with a token)."""
         token = read.token_of(conn, "local_addresses")
-        return self._pm.connection_addrs(token, "listing the connection's addresses")
+        return self._pm.connection_addrs(token, "local_addresses")
 
-    def announce(self, conn: Conn, addr: Address, id: int) -> None:
+    def announce(self, conn: Conn, addr: Address, id: int, *, dev: Optional[str] = None,
+                 if_index: Optional[int] = None) -> None:
         """Announce a local address to the peer (ADD_ADDR). Userspace PM, 5.19+.
 
         Parameters
@@ -270,18 +298,27 @@ class PathManager:
         addr : str or (str, int)
             The address, optionally with a port to announce.
         id : int
-            Address id 1-255.
+            Address id 1-255 (the kernel refuses 0, the initial address's id: that
+            address needs no announcement).
+        dev, if_index : str or int, optional
+            The interface the address belongs to (by name or index; not both). The
+            kernel keeps it with the address (``local_addresses`` shows it).
         """
         host, port = _args.address("addr", addr)
         _args.address_id("address id", id)
+        ifx = _args.interface(dev, if_index)
         token = read.token_of(conn, "announce")
-        self._pm.announce(token, host, id, port or None, f"announcing {host.text} id {id}")
+        self._pm.announce(token, host, id, port or None, ifx, f"announce {host.text} id {id}")
 
     def remove(self, conn: Conn, id: int) -> None:
-        """Withdraw address id ``id`` (REMOVE_ADDR to the peer). Userspace PM, 5.19+."""
-        _args.address_id("address id", id)
+        """Withdraw address id ``id`` (REMOVE_ADDR to the peer). Userspace PM, 5.19+.
+
+        Id 0 withdraws the connection's initial address: the peer gets REMOVE_ADDR
+        id 0 and the subflows from that address close (6.18).
+        """
+        _args.address_id("address id", id, lo=0)
         token = read.token_of(conn, "remove")
-        self._pm.remove(token, id, f"removing address id {id}")
+        self._pm.remove(token, id, f"remove id {id}")
 
     def create_subflow(
         self,
@@ -292,6 +329,7 @@ class PathManager:
         local_id: Optional[int] = None,
         backup: bool = False,
         if_index: Optional[int] = None,
+        dev: Optional[str] = None,
     ) -> int:
         """Ask the kernel to open a subflow (SUBFLOW_CREATE). Userspace PM, 5.19+.
 
@@ -307,33 +345,63 @@ class PathManager:
         remote : (str, int)
             The peer's address and port.
         local_id : int, optional
-            Address id of ``local`` (1-255); by default the id the connection
-            already uses for this address, else the lowest free one.
+            Address id of ``local`` (0-255). Id 0 is the connection's initial local
+            address (RFC 8684): a subflow from that address carries 0, any other
+            address a non-zero id. By default: 0 for the initial address, else the
+            id the connection already uses for this address, else the lowest free
+            one.
         backup : bool
             Open it as a backup subflow.
-        if_index : int, optional
-            Bind the subflow to this interface.
+        if_index, dev : int or str, optional
+            Bind the subflow to this interface (by index or by name; not both).
 
         Returns
         -------
         int
             The local address id used.
+
+        Raises
+        ------
+        PathManagerError
+            The kernel refused; also an explicit ``local_id`` 0 for another address
+            than the initial one, or a non-zero one for the initial address (the
+            kernel would take both, leaving an address with two ids or two
+            addresses with id 0).
+        NotMPTCPError
+            No such connection, it fell back to TCP, or it is not fully established
+            yet (send data first).
         """
         lhost, lport = _args.address("local", local)
         rhost, rport = _args.address_pair("remote", remote)
         _args.same_family(lhost, rhost)
         _args.flag("backup", backup)
-        if if_index is not None and (not isinstance(if_index, int) or isinstance(if_index, bool)
-                                     or if_index <= 0):
-            raise ValueError("if_index must be a positive int")
+        if_index = _args.interface(dev, if_index)
         if local_id is not None:
-            _args.address_id("local_id", local_id)
+            _args.address_id("local_id", local_id, lo=0)
         token = read.token_of(conn, "create_subflow")
-        lid = local_id if local_id is not None else control.local_id(
-            self._pm, token, lhost, lport or 0, "listing the connection's addresses")
-        self._pm.subflow_create(
-            token, lhost, lport or 0, lid, rhost, rport, backup, if_index,
-            lambda: f"opening a subflow {control.fmt(lhost, lport)} -> {control.fmt(rhost, rport)}")
+        what = f"create_subflow {control.fmt(lhost, lport)} -> {control.fmt(rhost, rport)}"
+        fd = _args.conn(conn)[1]
+
+        def initial() -> Optional[Host]:
+            return read.initial_local(token, fd, "create_subflow")
+
+        if local_id is None:
+            lid = control.local_id(self._pm, token, lhost, lport or 0, initial, what)
+        else:
+            control.check_id(local_id, lhost, initial(), what)
+            lid = local_id
+        try:
+            self._pm.subflow_create(token, lhost, lport or 0, lid, rhost, rport, backup,
+                                    if_index, what)
+        except PathManagerError as err:
+            if local_id is not None or not address_id_refused(err):
+                raise
+            # the remembered id went stale: ask the kernel which ids the connection holds
+            control.forget_id(token, lhost, lport or 0)
+            lid = control.local_id(self._pm, token, lhost, lport or 0, initial, what)
+            self._pm.subflow_create(token, lhost, lport or 0, lid, rhost, rport, backup,
+                                    if_index, what)
+        control.remember_id(token, lhost, lport or 0, lid)
         return lid
 
     def destroy_subflow(self, conn: Conn, local: tuple[str, int], remote: tuple[str, int]) -> None:
@@ -350,7 +418,7 @@ class PathManager:
         _args.same_family(lhost, rhost)
         self._pm.subflow_destroy(
             read.token_of(conn, "destroy_subflow"), lhost, lport, rhost, rport,
-            lambda: f"closing the subflow {control.fmt(lhost, lport)} -> {control.fmt(rhost, rport)}")
+            lambda: f"destroy_subflow {control.fmt(lhost, lport)} -> {control.fmt(rhost, rport)}")
 
     def set_backup(self, conn: Conn, local: Address, remote: Address, backup: bool) -> None:
         """Set or clear the backup flag of a subflow (SET_FLAGS; sends MP_PRIO).
@@ -365,5 +433,5 @@ class PathManager:
         _args.flag("backup", backup)
         self._pm.set_backup(
             read.token_of(conn, "set_backup"), lhost, lport or 0, rhost, rport or 0, backup,
-            f"setting backup={backup} on {control.fmt(lhost, lport)} -> {control.fmt(rhost, rport)}")
+            f"set_backup {control.fmt(lhost, lport)} -> {control.fmt(rhost, rport)} backup={backup}")
 

@@ -168,8 +168,9 @@ def test_refused_join_and_timeout(ulab: Lab, server: Any) -> None:
         with pytest.raises(mptcp.SubflowOpenError) as info:
             in_client(ulab, mptcp.open_sub, s, local=f"10.{ulab.net}.9.9")
         assert info.value.errno == errno.EADDRNOTAVAIL
-        # the kernel's refusal names the command and the subflow asked for
-        assert f"SUBFLOW_CREATE (opening a subflow 10.{ulab.net}.9.9" in str(info.value), info.value
+        # the refusal names the user's call, the subflow asked for and the command
+        assert str(info.value).startswith(f"[Errno {errno.EADDRNOTAVAIL}] open_sub 10.{ulab.net}.9.9:0 -> "), info.value
+        assert "(mptcp_pm SUBFLOW_CREATE)" in str(info.value), info.value
         # an unassigned address inside the lab: the SYN goes unanswered
         with pytest.raises(mptcp.MPTCPTimeoutError):
             in_client(ulab, mptcp.open_sub, s, local=ulab.client_addrs["v4"][1],

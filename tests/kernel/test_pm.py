@@ -71,6 +71,10 @@ def test_endpoints_round_trip(klab: Lab) -> None:
     assert shown[ep.id]["flags"] >= {"subflow", "backup"}
     assert shown[42]["addr"] == a6 and shown[42]["port"] == 8080 and "signal" in shown[42]["flags"]
     assert sorted(e.id for e in with_pm(klab, lambda pm: pm.endpoints())) == sorted(shown)
+    # one endpoint by id (GET_ADDR with an id), as the dump has it
+    for e in with_pm(klab, lambda pm: pm.endpoints()):
+        assert with_pm(klab, lambda pm: pm.get_endpoint(e.id)) == e
+    assert with_pm(klab, lambda pm: pm.get_endpoint(99)) is None
 
     ep2 = with_pm(klab, lambda pm: pm.set_endpoint_flags(ep.id, backup=False, fullmesh=True))
     assert ep2.flags == mptcp.EndpointFlags.SUBFLOW | mptcp.EndpointFlags.FULLMESH

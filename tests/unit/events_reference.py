@@ -12,7 +12,8 @@ Rules it encodes (the library documents the same):
 * addresses: with family AF_INET6 prefer the v6 attribute, else the v4 one;
   a host without a port attribute gets port 0; no host -> no address;
 * server_side: the SERVER_SIDE attribute if present, else for CREATED and
-  ESTABLISHED bit 1 of FLAGS (False without FLAGS), else None.
+  ESTABLISHED bit 1 of FLAGS (False without FLAGS), else None;
+* family: the FAMILY attribute (a u16) as it is, whatever its value.
 """
 
 from __future__ import annotations
@@ -28,7 +29,7 @@ KNOWN = {
 
 FIELDS = (
     "type", "token", "local", "remote", "loc_id", "rem_id", "backup", "error", "flags",
-    "if_index", "server_side", "reset_reason", "reset_flags", "timeout",
+    "if_index", "server_side", "reset_reason", "reset_flags", "timeout", "family",
 )
 
 
@@ -116,6 +117,7 @@ def decode_message(msg: bytes) -> dict[str, Any]:
         "reset_reason": _le(a.get(16), 4),  # type: ignore[arg-type]
         "reset_flags": _le(a.get(17), 4),  # type: ignore[arg-type]
         "timeout": _le(a.get(14), 4),  # type: ignore[arg-type]
+        "family": family,
     }
 
 

@@ -42,7 +42,7 @@ def test_unsupported_operation_carries_eopnotsupp() -> None:
 @pytest.mark.parametrize("err,cls", [
     (errno.EOPNOTSUPP, mptcp.NotMPTCPError), (errno.ESRCH, mptcp.SubflowNotFoundError),
     (errno.EPERM, mptcp.MPTCPPermissionError), (errno.ETIMEDOUT, mptcp.MPTCPTimeoutError),
-    (errno.ENOBUFS, mptcp.EventsLostError), (errno.EBADF, mptcp.MPTCPError),
+    (errno.EBADF, mptcp.MPTCPError),
     (errno.EIO, mptcp.MPTCPError), (12345, mptcp.MPTCPError),
 ])
 def test_errno_table(err: int, cls: type) -> None:
@@ -54,3 +54,24 @@ def test_errno_table(err: int, cls: type) -> None:
 def test_overrides_win_for_one_call() -> None:
     exc = error_from_errno(errno.EINVAL, "close_sub", overrides={errno.EINVAL: mptcp.SubflowNotFoundError})
     assert type(exc) is mptcp.SubflowNotFoundError
+
+
+def test_enobufs_is_events_lost_only_where_events_are_read() -> None:
+    # Only the events socket can lose events; a path-manager command's ENOBUFS is
+    # just an errno (the events monitor passes its own override).
+    exc = error_from_errno(errno.ENOBUFS, "set_limits")
+    assert type(exc) is mptcp.MPTCPError and exc.errno == errno.ENOBUFS
+    exc = error_from_errno(errno.ENOBUFS, "add_endpoint", default=mptcp.PathManagerError)
+    assert type(exc) is mptcp.PathManagerError
+    exc = error_from_errno(errno.ENOBUFS, "events", overrides={errno.ENOBUFS: mptcp.EventsLostError})
+    assert type(exc) is mptcp.EventsLostError
+
+
+def test_enoprotoopt_is_kernel_too_old_only_with_a_version() -> None:
+    # The contract says KernelTooOldError carries min_version: a bare ENOPROTOOPT
+    # says nothing about versions, so it is no KernelTooOldError.
+    exc = error_from_errno(errno.ENOPROTOOPT, "get_sub_ids on fd 3")
+    assert type(exc) is mptcp.MPTCPError and exc.errno == errno.ENOPROTOOPT
+    exc = error_from_errno(errno.ENOPROTOOPT, "get_sub_ids on fd 3", min_version=(6, 5))
+    assert type(exc) is mptcp.KernelTooOldError and exc.min_version == (6, 5)
+    assert exc.errno == errno.ENOPROTOOPT

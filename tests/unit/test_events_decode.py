@@ -107,7 +107,7 @@ def test_created_client_side_as_sent_by_6_18() -> None:
     ev = check_same(msg(1, *conn_attrs()))
     assert ev == Event(
         EventType.CREATED, TOKEN, ("10.1.1.2", 51986), ("10.1.1.1", 39989),
-        loc_id=0, rem_id=0, server_side=False,
+        loc_id=0, rem_id=0, server_side=False, family=socket.AF_INET,
     )
     assert type(ev.type) is EventType and ev.type.name == "CREATED"
 
@@ -131,6 +131,7 @@ def test_closed_carries_only_token() -> None:
     ev = check_same(msg(3, u32(EventAttr.TOKEN, 7)))
     assert ev == Event(EventType.CLOSED, 7)
     assert ev.local is None and ev.server_side is None and ev.backup is None
+    assert ev.family is None
 
 
 def test_announced_v4_with_and_without_port() -> None:
@@ -145,7 +146,7 @@ def test_announced_v6() -> None:
     ev = check_same(
         msg(6, u32(1, TOKEN), u16(2, socket.AF_INET6), u8(4, 3), v6(8, "fd00:1:2::1"))
     )
-    assert ev.remote == ("fd00:1:2::1", 0)
+    assert ev.remote == ("fd00:1:2::1", 0) and ev.family == socket.AF_INET6
 
 
 def test_removed() -> None:
@@ -156,7 +157,7 @@ def test_removed() -> None:
 @pytest.mark.parametrize("family", [socket.AF_INET, socket.AF_INET6])
 def test_sub_established_with_ifindex(family: int) -> None:
     ev = check_same(msg(10, *conn_attrs(family), u8(11, 0), s32(15, 11)))
-    assert ev.type is EventType.SUB_ESTABLISHED
+    assert ev.type is EventType.SUB_ESTABLISHED and ev.family == family
     assert ev.backup is False and ev.if_index == 11 and ev.server_side is None
     if family == socket.AF_INET6:
         assert ev.local == ("fd00:1:1::2", 51986) and ev.remote == ("fd00:1:1::1", 39989)
@@ -180,9 +181,9 @@ def test_sub_priority() -> None:
 def test_listener_events_as_sent_by_6_18() -> None:
     for cmd, etype in ((15, EventType.LISTENER_CREATED), (16, EventType.LISTENER_CLOSED)):
         ev = check_same(msg(cmd, u16(2, 2), be16(9, 39989), v4(5, "0.0.0.0")))
-        assert ev == Event(etype, local=("0.0.0.0", 39989))
+        assert ev == Event(etype, local=("0.0.0.0", 39989), family=socket.AF_INET)
         ev = check_same(msg(cmd, u16(2, 10), be16(9, 443), v6(6, "::")))
-        assert ev.local == ("::", 443) and ev.token is None
+        assert ev.local == ("::", 443) and ev.token is None and ev.family == socket.AF_INET6
 
 
 def test_every_attribute_at_once() -> None:
@@ -198,7 +199,7 @@ def test_every_attribute_at_once() -> None:
     assert (ev.token, ev.loc_id, ev.rem_id, ev.flags, ev.timeout, ev.if_index) == (
         0xFFFFFFFF, 255, 254, 0xFFFF, 30, -1,
     )
-    assert ev.server_side is True and ev.reset_reason == 0xFFFFFFFF
+    assert ev.server_side is True and ev.reset_reason == 0xFFFFFFFF and ev.family == 10
 
 
 def test_family_v4_prefers_v4_attr_and_missing_family_too() -> None:

@@ -200,27 +200,197 @@ def test_parse_error_plain_ack() -> None:
         nl.parse_error(nlmsg(nl.NLMSG_DONE, 0, 1, b"\0" * 4))
 
 
+def _request() -> bytes:
+    """A SUBFLOW_CREATE as PMSocket encodes it: TOKEN, ADDR{FAMILY, ADDR4, ID}, ADDR_REMOTE{..}."""
+    e = nl.Encoder()
+    e.begin(28, PM.Cmd.SUBFLOW_CREATE, nl.NLM_F_ACK, 7)
+    e.put(PM.PmAttr.TOKEN, 0x1234)
+    PM.put_addr(e, PM.PmAttr.ADDR, A.host("a", "10.0.2.2"), id=3)
+    PM.put_addr(e, PM.PmAttr.ADDR_REMOTE, A.host("a", "10.0.1.1"), port=80)
+    return bytes(e.finish())
+
+
+def test_locate_attr_top_level_nested_and_outside() -> None:
+    req = _request()
+    # offsets as the kernel reports them: the start of the attribute's header
+    top = [(t, off - 4) for t, off, _ln in nl.iter_attrs(req, 20, len(req))]
+    assert [t for t, _ in top] == [PM.PmAttr.TOKEN, PM.PmAttr.ADDR, PM.PmAttr.ADDR_REMOTE]
+    for t, off in top:
+        assert nl.locate_attr(req, off) == (t,)
+    addr_off = top[1][1]
+    inner = [(t, off - 4) for t, off, _ln in nl.iter_attrs(req, addr_off + 4, top[2][1])]
+    assert [t for t, _ in inner] == [PM.AddrAttr.FAMILY, PM.AddrAttr.ADDR4, PM.AddrAttr.ID]
+    for t, off in inner:
+        assert nl.locate_attr(req, off) == (PM.PmAttr.ADDR, t)
+    # inside a plain attribute's payload: that attribute
+    assert nl.locate_attr(req, top[0][1] + 5) == (PM.PmAttr.TOKEN,)
+    # the headers, past the end, nothing given
+    for off in (0, 19, len(req), len(req) + 40, None):
+        assert nl.locate_attr(req, off) is None
+    assert nl.locate_attr(b"short", 4) is None
+
+
+class _Canned(nl.GenlSocket):
+    """A GenlSocket without a kernel: send() records, recv() plays canned datagrams."""
+
+    def __init__(self, *replies: bytes) -> None:  # no super(): nothing is opened
+        self._sock = None
+        self._min_version = None
+        self._error_hook = nl._default_error
+        self._enc = nl.Encoder()
+        self._rbuf = bytearray(65536)
+        self._rview = memoryview(self._rbuf)
+        self._seq = 6  # the next request gets seq 7, as the canned replies say
+        self.family = nl.GenlFamily("mptcp_pm", 28, 1, {})
+        self.replies = list(replies)
+        self.sent: list[bytes] = []
+
+    def _send(self, data: memoryview) -> None:
+        self.sent.append(bytes(data))
+
+    def _recv(self) -> int:
+        data = self.replies.pop(0)
+        self._rbuf[: len(data)] = data
+        return len(data)
+
+
+def _fill_create(e: nl.Encoder) -> None:
+    e.put(PM.PmAttr.TOKEN, 0x1234)
+    PM.put_addr(e, PM.PmAttr.ADDR, A.host("a", "10.0.2.2"), id=3)
+    PM.put_addr(e, PM.PmAttr.ADDR_REMOTE, A.host("a", "10.0.1.1"), port=80)
+
+
+def test_request_refusal_names_the_attribute_and_keeps_it_as_cause() -> None:
+    req = _request()
+    addr_off = [off - 4 for t, off, _ln in nl.iter_attrs(req, 20, len(req))][1]
+    ack = _err(errno.EINVAL, nl.NLM_F_CAPPED | nl.NLM_F_ACK_TLVS,
+               nla(nl.NLMSGERR_ATTR_MSG, b"did not match address and id\0")
+               + nla(nl.NLMSGERR_ATTR_OFFS, struct.pack("=I", addr_off)))
+    seen: list[tuple[object, ...]] = []
+
+    def hook(err: int, text: object, cmd: int, what: str, attr: object) -> mptcp.MPTCPError:
+        seen.append((err, text, cmd, what, attr))
+        return PathManagerError(err, what)
+
+    s = _Canned(ack)
+    with pytest.raises(PathManagerError) as info:
+        s.request(PM.Cmd.SUBFLOW_CREATE, _fill_create, what="open_sub", error_hook=hook)
+    assert s.sent == [req]
+    assert seen == [(errno.EINVAL, "did not match address and id", PM.Cmd.SUBFLOW_CREATE,
+                     "open_sub", (PM.PmAttr.ADDR,))]
+    refusal = nl.refusal_of(info.value)
+    assert refusal is not None and refusal.errno == errno.EINVAL
+    assert refusal.cmd == PM.Cmd.SUBFLOW_CREATE and refusal.attr == (PM.PmAttr.ADDR,)
+    assert refusal.message == "did not match address and id" and refusal.missing is None
+    assert nl.refusal_of(ValueError("x")) is None
+
+
+def test_dump_refusal_in_done_names_the_attribute() -> None:
+    # The kernel answers a refused dump with NLMSG_DONE: -errno, then the TLVs
+    # (seen live on 6.18 for GET_ADDR with an unknown token).
+    tlvs = (nla(nl.NLMSGERR_ATTR_MSG, b"invalid token\0")
+            + nla(nl.NLMSGERR_ATTR_OFFS, struct.pack("=I", 20)))
+    done = nlmsg(nl.NLMSG_DONE, nl.NLM_F_MULTI | nl.NLM_F_ACK_TLVS, 7,
+                 struct.pack("=i", -errno.EINVAL) + tlvs)
+    seen: list[object] = []
+
+    def hook(err: int, text: object, cmd: int, what: str, attr: object) -> mptcp.MPTCPError:
+        seen.append((err, text, attr))
+        return NotMPTCPError(err, what)
+
+    s = _Canned(done)
+    with pytest.raises(NotMPTCPError) as info:
+        s.dump(PM.Cmd.GET_ADDR, lambda e: e.put(PM.PmAttr.TOKEN, 9), error_hook=hook)
+    assert seen == [(errno.EINVAL, "invalid token", (PM.PmAttr.TOKEN,))]
+    refusal = nl.refusal_of(info.value)
+    assert refusal is not None and refusal.attr == (PM.PmAttr.TOKEN,)
+
+
+def test_missing_attribute_refusal() -> None:
+    ack = _err(errno.EINVAL, nl.NLM_F_CAPPED | nl.NLM_F_ACK_TLVS,
+               nla(nl.NLMSGERR_ATTR_MISS_TYPE, struct.pack("=I", PM.PmAttr.ADDR)))
+    s = _Canned(ack)
+    with pytest.raises(mptcp.MPTCPError) as info:
+        s.request(PM.Cmd.SUBFLOW_CREATE, None, what="create_subflow")
+    refusal = nl.refusal_of(info.value)
+    assert refusal is not None and refusal.attr is None and refusal.missing == PM.PmAttr.ADDR
+    assert "missing attribute 1" in str(info.value)
+
+
+T, A_, L = (PM.PmAttr.TOKEN,), (PM.PmAttr.ADDR,), (PM.PmAttr.LOC_ID,)
+C = PM.Cmd
+
+
 @pytest.mark.parametrize(
-    "err, text, per_conn, cls",
+    "err, cmd, attr, state, cls, says",
     [
-        (errno.EINVAL, "userspace PM not selected", True, PathManagerError),
-        (errno.EINVAL, "invalid token", True, NotMPTCPError),
-        (errno.EPERM, None, False, MPTCPPermissionError),
-        (errno.ESRCH, None, True, SubflowNotFoundError),
-        (errno.EINVAL, "address not found", False, PathManagerError),
-        (errno.EEXIST, None, False, PathManagerError),
+        # 6.18 names TOKEN both for an unknown token and for an in-kernel-PM connection
+        (errno.EINVAL, C.SUBFLOW_CREATE, T, PM.ABSENT, NotMPTCPError, "no MPTCP connection with this token (00001234)"),
+        (errno.EINVAL, C.ANNOUNCE, T, PM.IN_KERNEL, PathManagerError, "sysctl net.mptcp.pm_type=1"),
+        (errno.EINVAL, C.REMOVE, T, PM.FALLBACK, NotMPTCPError, "fell back to plain TCP"),
+        # older kernels name no attribute for "userspace PM not selected"
+        (errno.EINVAL, C.SUBFLOW_DESTROY, None, PM.IN_KERNEL, PathManagerError, "pm_type=1"),
+        # SET_FLAGS of a userspace connection without a matching subflow
+        (errno.EINVAL, C.SET_FLAGS, None, PM.USERSPACE, SubflowNotFoundError, "no such subflow"),
+        (errno.ENOTCONN, C.SUBFLOW_CREATE, None, PM.FALLBACK, NotMPTCPError, "fell back to plain TCP"),
+        (errno.ENOTCONN, C.SUBFLOW_CREATE, None, PM.USERSPACE, NotMPTCPError, "not fully established"),
+        (errno.EINVAL, C.SUBFLOW_CREATE, A_, None, PathManagerError, "another id"),
+        (errno.EINVAL, C.ANNOUNCE, A_, None, PathManagerError, "another id"),
+        (errno.EINVAL, C.REMOVE, L, None, PathManagerError, "no address with this id"),
+        (errno.ESRCH, C.SUBFLOW_DESTROY, None, None, SubflowNotFoundError, "no such subflow"),
+        (errno.EPERM, C.SUBFLOW_CREATE, None, None, MPTCPPermissionError, "CAP_NET_ADMIN"),
+        (errno.EADDRNOTAVAIL, C.SUBFLOW_CREATE, None, None, PathManagerError, "(mptcp_pm SUBFLOW_CREATE)"),
     ],
 )
-def test_error_hook(err: int, text: str, per_conn: bool, cls: type) -> None:
-    hook = PM.connection_error if per_conn else PM.global_error
-    exc = hook(err, text, PM.Cmd.SUBFLOW_CREATE, "mptcp_pm SUBFLOW_CREATE")
+def test_connection_error_hook_keys_on_errno_and_attribute(
+    monkeypatch: pytest.MonkeyPatch, err: int, cmd: int, attr: object, state: object, cls: type,
+    says: str,
+) -> None:
+    asked: list[int] = []
+
+    def ask(token: int) -> object:
+        asked.append(token)
+        return state
+
+    monkeypatch.setattr(PM, "connection_state", ask)
+    # a wording no kernel uses: the class must not depend on it
+    exc = PM.connection_error(0x1234)(err, "reworded by a future kernel", cmd,
+                                      "create_subflow 10.0.2.2:0 -> 10.0.1.1:80", attr)  # type: ignore[arg-type]
     assert type(exc) is cls and exc.errno == err
-    if text:
-        assert text in str(exc)
-    if cls is PathManagerError and "userspace" in (text or ""):
-        assert "sysctl net.mptcp.pm_type=1" in str(exc)
-    if cls is MPTCPPermissionError:
-        assert "CAP_NET_ADMIN" in str(exc)
+    assert str(exc).startswith(f"[Errno {err}] create_subflow 10.0.2.2:0 -> 10.0.1.1:80"), exc
+    assert says in str(exc) and "(kernel: reworded by a future kernel)" in str(exc)
+    assert asked == ([0x1234] if state is not None else [])
+
+
+@pytest.mark.parametrize(
+    "err, cmd, attr, cls, says",
+    [
+        (errno.EINVAL, C.DEL_ADDR, A_, PathManagerError, "no endpoint with this id"),
+        (errno.EINVAL, C.GET_ADDR, (PM.PmAttr.ADDR, PM.AddrAttr.ID), PathManagerError, "no endpoint"),
+        (errno.EOPNOTSUPP, C.SET_FLAGS, A_, PathManagerError, "(mptcp_pm SET_FLAGS)"),
+        (errno.ENOBUFS, C.ADD_ADDR, None, PathManagerError, "(mptcp_pm ADD_ADDR)"),
+        (errno.EEXIST, C.ADD_ADDR, None, PathManagerError, "(mptcp_pm ADD_ADDR)"),
+        (errno.EPERM, C.FLUSH_ADDRS, None, MPTCPPermissionError, "CAP_NET_ADMIN"),
+    ],
+)
+def test_global_error_hook(err: int, cmd: int, attr: object, cls: type, says: str) -> None:
+    exc = PM.global_error(err, "x", cmd, "remove_endpoint 42", attr)  # type: ignore[arg-type]
+    assert type(exc) is cls and exc.errno == err
+    assert str(exc).startswith(f"[Errno {err}] remove_endpoint 42") and says in str(exc), exc
+
+
+def test_address_id_refused_keys_on_the_refusal() -> None:
+    def raised(cmd: int, errno_: int, attr: object) -> BaseException:
+        try:
+            raise PathManagerError(errno_, "x") from nl.Refusal(errno_, cmd, attr, None, "y")  # type: ignore[arg-type]
+        except PathManagerError as err:
+            return err
+
+    assert PM.address_id_refused(raised(C.SUBFLOW_CREATE, errno.EINVAL, A_))
+    assert not PM.address_id_refused(raised(C.SUBFLOW_CREATE, errno.EINVAL, T))
+    assert not PM.address_id_refused(raised(C.ANNOUNCE, errno.EINVAL, A_))
+    assert not PM.address_id_refused(raised(C.SUBFLOW_CREATE, errno.EEXIST, A_))
+    assert not PM.address_id_refused(PathManagerError(errno.EINVAL, "did not match address and id"))
 
 
 # ---------------------------------------------------------------- validation
@@ -368,3 +538,119 @@ def test_event_messages_yields_decodable_messages_then_reports_timeout_and_loss(
         next(uc._events(other, deadline, 7))  # type: ignore[arg-type]
     with pytest.raises(uc._Timeout):  # past the deadline: no receive at all
         next(uc._events(_ScriptedEvents(), time.monotonic() - 1, 7))  # type: ignore[arg-type]
+
+
+# ---------------------------------------------------------------- open_sub's tries
+
+
+class _FakePM:
+    """Stands in for the PMSocket: SUBFLOW_CREATE fails as scripted, then succeeds."""
+
+    def __init__(self, *failures: BaseException, held: object = ()) -> None:
+        self.failures = list(failures)
+        self.held = list(held)  # type: ignore[call-overload]
+        self.lids: list[int] = []
+
+    def subflow_create(self, token: int, lhost: object, lport: int, lid: int, *rest: object) -> None:
+        self.lids.append(lid)
+        if self.failures:
+            raise self.failures.pop(0)
+
+    def connection_addrs(self, token: int, what: object) -> list[mptcp.Endpoint]:
+        return self.held  # type: ignore[return-value]
+
+    def subflow_destroy(self, *args: object) -> None:
+        pass
+
+
+class _FakeEvents:
+    family = nl.GenlFamily("mptcp_pm", 28, 1, {"mptcp_pm_events": 5})
+
+    def add_membership(self, group: object) -> None:
+        pass
+
+    def drop_membership(self, group: object) -> None:
+        pass
+
+    def discard_pending(self) -> None:
+        pass
+
+    def settimeout(self, t: object) -> None:
+        pass
+
+
+def _refused(cls: type, err: int, attr: object = None) -> BaseException:
+    try:
+        raise cls(err, f"open_sub 10.0.2.2:0 -> 10.0.1.1:80 refused ({errno.errorcode[err]})") from (
+            nl.Refusal(err, PM.Cmd.SUBFLOW_CREATE, attr, None, "whatever the kernel says"))  # type: ignore[arg-type]
+    except cls as e:
+        return e
+
+
+def _open_sub_with(monkeypatch: pytest.MonkeyPatch, pm: _FakePM) -> mptcp.Subflow:
+    new = mptcp.SubflowInfo(*([None] * len(mptcp.SubflowInfo._fields)))._replace(
+        id=2, local=("10.0.2.2", 40000), remote=("10.0.1.1", 80), state=1)
+    lives = [[], [new]]
+    waited: list[int] = []
+    monkeypatch.setattr(uc, "thread_pm", lambda: pm)
+    monkeypatch.setattr(uc, "_events_socket", lambda: _FakeEvents())
+    monkeypatch.setattr(uc.read, "token", lambda fd, call: 0x77)
+    monkeypatch.setattr(uc.read, "initial_local", lambda tok, fd, call: A.host("i", "10.0.1.2"))
+    monkeypatch.setattr(uc, "_live", lambda fd: lives.pop(0) if len(lives) > 1 else lives[0])
+    monkeypatch.setattr(uc, "_wait_fully_established", lambda *a: waited.append(1))
+    monkeypatch.setattr(uc, "_wait_event", lambda *a: 40000)
+    uc.forget_id(0x77, A.host("l", "10.0.2.2"), 0)
+    try:
+        return uc.open_sub(-1, (A.host("l", "10.0.2.2"), None), (A.host("r", "10.0.1.1"), 80),
+                           False, 5.0)
+    finally:
+        uc.forget_id(0x77, A.host("l", "10.0.2.2"), 0)
+
+
+@pytest.mark.parametrize("first_enotconn", [False, True])
+def test_open_sub_maps_a_refused_create_the_same_on_every_try(
+    monkeypatch: pytest.MonkeyPatch, first_enotconn: bool
+) -> None:
+    # EADDRNOTAVAIL is a SubflowOpenError whether it comes at once or after the
+    # wait for full establishment (the retry used to skip the mapping).
+    failures = [_refused(PathManagerError, errno.EADDRNOTAVAIL)]
+    if first_enotconn:
+        failures.insert(0, _refused(NotMPTCPError, errno.ENOTCONN))
+    pm = _FakePM(*failures)
+    with pytest.raises(mptcp.SubflowOpenError) as info:
+        _open_sub_with(monkeypatch, pm)
+    assert info.value.errno == errno.EADDRNOTAVAIL
+    assert str(info.value).startswith(f"[Errno {errno.EADDRNOTAVAIL}] open_sub 10.0.2.2:0 -> ")
+    assert len(pm.lids) == 1 + first_enotconn
+
+
+def test_open_sub_asks_the_ids_again_when_the_kernel_refuses_the_address_entry(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    held = [mptcp.Endpoint(4, "10.0.2.2", None, mptcp.EndpointFlags.SUBFLOW, None, None)]
+    pm = _FakePM(_refused(PathManagerError, errno.EINVAL, (PM.PmAttr.ADDR,)), held=held)
+    uc.remember_id(0x77, A.host("l", "10.0.2.2"), 0, 9)  # a stale remembered id
+
+    new = mptcp.SubflowInfo(*([None] * len(mptcp.SubflowInfo._fields)))._replace(
+        id=2, local=("10.0.2.2", 40000), remote=("10.0.1.1", 80), state=1)
+    lives = [[], [new]]
+    monkeypatch.setattr(uc, "thread_pm", lambda: pm)
+    monkeypatch.setattr(uc, "_events_socket", lambda: _FakeEvents())
+    monkeypatch.setattr(uc.read, "token", lambda fd, call: 0x77)
+    monkeypatch.setattr(uc.read, "initial_local", lambda tok, fd, call: A.host("i", "10.0.1.2"))
+    monkeypatch.setattr(uc, "_live", lambda fd: lives.pop(0) if len(lives) > 1 else lives[0])
+    monkeypatch.setattr(uc, "_wait_event", lambda *a: 40000)
+    try:
+        sf = uc.open_sub(-1, (A.host("l", "10.0.2.2"), None), (A.host("r", "10.0.1.1"), 80),
+                         False, 5.0)
+    finally:
+        uc.forget_id(0x77, A.host("l", "10.0.2.2"), 0)
+    assert pm.lids == [9, 4] and sf.id == 2
+
+
+def test_open_sub_does_not_retry_other_refusals(monkeypatch: pytest.MonkeyPatch) -> None:
+    # Same errno, another attribute (the token): not an address/id conflict, no retry.
+    pm = _FakePM(_refused(PathManagerError, errno.EINVAL, (PM.PmAttr.TOKEN,)))
+    with pytest.raises(PathManagerError):
+        _open_sub_with(monkeypatch, pm)
+    assert len(pm.lids) == 1

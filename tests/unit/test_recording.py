@@ -33,7 +33,7 @@ SAMPLE_COLUMNS = (
     "delivery_rate,conn_subflows,conn_bytes_sent,conn_bytes_received,conn_bytes_acked,"
     "conn_bytes_retrans,conn_retransmits").split(",")
 EVENT_COLUMNS = ("time,type,token,local,remote,loc_id,rem_id,backup,error,flags,if_index,"
-                 "server_side,reset_reason,reset_flags,timeout").split(",")
+                 "server_side,reset_reason,reset_flags,timeout,family").split(",")
 
 
 def _sample(t: float, local: Any = ("10.0.1.2", 4000), **kw: Any) -> Sample:

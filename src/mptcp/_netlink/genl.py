@@ -15,6 +15,10 @@ that every generic netlink family of the package goes through.
   through ``nlctrl`` once per network namespace; ``request``/``dump`` match replies
   by sequence number, parse the kernel's extended-ack message and retry EINTR; it
   can also join the family's multicast groups and receive them without blocking.
+* :class:`Refusal`: the kernel's negative answer to one request (errno, command,
+  the request attribute the extended ack points at, its text), kept as the
+  ``__cause__`` of the error raised for it, so that callers key control flow on
+  errno and attribute instead of the kernel's wording.
 
 A netlink socket belongs to the network namespace of the thread that creates it;
 family ids are cached per namespace (keyed by the namespace's inode).
@@ -29,7 +33,7 @@ import socket
 import struct
 import threading
 from collections.abc import Callable, Iterator
-from typing import Any, NamedTuple, Optional, Union
+from typing import Any, NamedTuple, NoReturn, Optional, Union
 
 from .._errors import KernelTooOldError, MPTCPError, error_from_errno
 
@@ -43,6 +47,10 @@ __all__ = [
     "GenlFamily",
     "GenlSocket",
     "NetlinkAck",
+    "Refusal",
+    "AttrPath",
+    "locate_attr",
+    "refusal_of",
     "iter_attrs",
     "iter_messages",
     "decode_genl",
@@ -488,6 +496,74 @@ def parse_error(buf: Buffer, offset: int = 0) -> NetlinkAck:
     return NetlinkAck(err, mseq, message or None, bad, missing)
 
 
+# The attribute a refusal points at, as the path of attribute types from the top
+# level down (``(ADDR, ID)`` is the ID inside the ADDR nest).
+AttrPath = tuple[int, ...]
+
+
+def locate_attr(request: Buffer, offset: Optional[int]) -> Optional[AttrPath]:
+    """The attribute of ``request`` (a whole generic netlink message) that starts at
+    byte ``offset``: what NLMSGERR_ATTR_OFFS of the kernel's extended ack names.
+
+    Nests are entered (their NLA_F_NESTED bit is set); an offset inside a plain
+    attribute's payload names that attribute. None when nothing is there.
+    """
+    if offset is None or len(request) < NLMSG_HDRLEN + GENL_HDRLEN:
+        return None
+    (mlen,) = _U32.unpack_from(request, 0)
+    end = min(mlen, len(request))
+    pos = NLMSG_HDRLEN + GENL_HDRLEN
+    path: list[int] = []
+    while pos + NLA_HDRLEN <= end:
+        alen, atype = _NLA.unpack_from(request, pos)
+        if alen < NLA_HDRLEN or pos + alen > end:
+            return None
+        if pos == offset:
+            return (*path, atype & NLA_TYPE_MASK)
+        if pos < offset < pos + alen:
+            path.append(atype & NLA_TYPE_MASK)
+            if not atype & NLA_F_NESTED:
+                return tuple(path)
+            end = pos + alen
+            pos += NLA_HDRLEN
+            continue
+        pos += _align(alen)
+    return None
+
+
+class Refusal(Exception):
+    """The kernel's negative answer to one request: ``errno``, the command ``cmd``,
+    ``attr`` (the :data:`AttrPath` of the request attribute the extended ack names,
+    or None), ``missing`` (an attribute type the kernel missed) and ``message`` (its
+    extended-ack text, for people: the wording changes between kernels).
+
+    Never raised on its own: it is the ``__cause__`` of the :class:`MPTCPError`
+    built for the refusal (see :func:`refusal_of`).
+    """
+
+    def __init__(self, errno: int, cmd: int, attr: Optional[AttrPath],
+                 missing: Optional[int], message: Optional[str]) -> None:
+        super().__init__(errno, cmd, attr, missing, message)
+        self.errno = errno
+        self.cmd = cmd
+        self.attr = attr
+        self.missing = missing
+        self.message = message
+
+    def __str__(self) -> str:
+        where = f", attribute {'/'.join(map(str, self.attr))}" if self.attr else ""
+        if self.missing is not None:
+            where += f", missing attribute {self.missing}"
+        text = f": {self.message}" if self.message else ""
+        return f"command {self.cmd} refused with {os.strerror(self.errno)}{where}{text}"
+
+
+def refusal_of(err: BaseException) -> Optional[Refusal]:
+    """The kernel's :class:`Refusal` behind ``err``, if ``err`` was raised for one."""
+    cause = err.__cause__
+    return cause if isinstance(cause, Refusal) else None
+
+
 def _ack_text(ack: NetlinkAck) -> Optional[str]:
     if ack.message:
         return ack.message
@@ -508,7 +584,9 @@ class GenlFamily(NamedTuple):
     groups: dict[str, int]
 
 
-ErrorHook = Callable[[int, Optional[str], int, str], MPTCPError]
+# (errno, extended-ack text, command, what was attempted, the attribute the kernel
+# pointed at) -> the exception to raise.
+ErrorHook = Callable[[int, Optional[str], int, str, Optional[AttrPath]], MPTCPError]
 
 
 # What a request does, for error messages: a str, or a callable that formats it
@@ -521,7 +599,8 @@ def what_text(what: What) -> str:
     return what() if callable(what) else what
 
 
-def _default_error(err: int, extack: Optional[str], cmd: int, what: str) -> MPTCPError:
+def _default_error(err: int, extack: Optional[str], cmd: int, what: str,
+                   attr: Optional[AttrPath] = None) -> MPTCPError:
     text = f"{what} (kernel: {extack})" if extack else what
     return error_from_errno(err, text)
 
@@ -683,12 +762,13 @@ class GenlSocket:
                 if mtype == NLMSG_ERROR:
                     ack = parse_error(view, off)
                     if ack.error:
-                        raise hook(ack.error, _ack_text(ack), cmd, what_text(what))
+                        self._refused(hook, cmd, what, ack)
                     if not dump:
                         return replies
                     continue
                 if mtype == NLMSG_DONE:
                     # a dump's DONE carries an int error (EINTR-like dump restarts)
+                    # and, for a refusal, the extended-ack TLVs after it
                     if mlen >= NLMSG_HDRLEN + 4:
                         (neg,) = _S32_AT.unpack_from(view, off + NLMSG_HDRLEN)
                         if neg < 0:
@@ -697,8 +777,10 @@ class GenlSocket:
                                 tlv = AttrTable(NLMSGERR_ATTR_MISS_NEST).parse(
                                     view, off + NLMSG_HDRLEN + 4, off + mlen
                                 )
-                                ack = ack._replace(message=tlv.str(NLMSGERR_ATTR_MSG))
-                            raise hook(ack.error, ack.message, cmd, what_text(what))
+                                ack = ack._replace(message=tlv.str(NLMSGERR_ATTR_MSG),
+                                                   bad_attr_offset=tlv.u32(NLMSGERR_ATTR_OFFS),
+                                                   missing_type=tlv.u32(NLMSGERR_ATTR_MISS_TYPE))
+                            self._refused(hook, cmd, what, ack)
                     return replies
                 if mtype in (NLMSG_NOOP, NLMSG_OVERRUN):
                     continue
@@ -706,6 +788,13 @@ class GenlSocket:
                 replies.append(decode_genl(data))
                 if not dump and not (flags & NLM_F_ACK):
                     return replies
+
+    def _refused(self, hook: ErrorHook, cmd: int, what: What, ack: NetlinkAck) -> NoReturn:
+        """Raise the hook's exception for a negative ack, its Refusal as the cause."""
+        # The request is still in the encoder: the ack's offset points into it.
+        attr = locate_attr(bytes(self._enc.buf[: self._enc.pos]), ack.bad_attr_offset)
+        refusal = Refusal(ack.error, cmd, attr, ack.missing_type, ack.message)
+        raise hook(ack.error, _ack_text(ack), cmd, what_text(what), attr) from refusal
 
     def request(
         self,
@@ -745,7 +834,7 @@ class GenlSocket:
             sock.setsockopt(SOL_NETLINK, NETLINK_ADD_MEMBERSHIP, gid)
         except OSError as err:
             raise self._error_hook(
-                err.errno or 0, None, 0, f"joining the {self.family.name} group {group!r}"
+                err.errno or 0, None, 0, f"joining the {self.family.name} group {group!r}", None
             ) from err
 
     def drop_membership(self, group: Union[str, int]) -> None:
@@ -832,7 +921,8 @@ class GenlSocket:
         def enc(e: Encoder) -> None:
             e.put_str(CTRL_ATTR_FAMILY_NAME, name)
 
-        def hook(err: int, extack: Optional[str], cmd: int, what: str) -> MPTCPError:
+        def hook(err: int, extack: Optional[str], cmd: int, what: str,
+                 attr: Optional[AttrPath] = None) -> MPTCPError:
             if err == _errno.ENOENT:
                 return KernelTooOldError(
                     err,
@@ -840,7 +930,7 @@ class GenlSocket:
                     "lacks it or the module is not loaded",
                     min_version=self._min_version,
                 )
-            return _default_error(err, extack, cmd, what)
+            return _default_error(err, extack, cmd, what, attr)
 
         self.family = GenlFamily("nlctrl", GENL_ID_CTRL, 1, {})
         replies = self._transact(

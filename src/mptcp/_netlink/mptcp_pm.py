@@ -40,19 +40,22 @@ from .genl import (
     GENL_HDRLEN,
     NLMSG_HDRLEN,
     Attr,
+    AttrPath,
     AttrTable,
     Encoder,
+    ErrorHook,
     GenlMessage,
     GenlSocket,
     Kind,
     What,
+    refusal_of,
     what_text,
 )
 
 __all__ = [
     "FAMILY", "EVENTS_GROUP", "MIN_VERSION", "Cmd", "PmAttr", "AddrAttr", "EventAttr",
     "put_addr", "decode_endpoint", "build_event", "decode_event", "decode_events",
-    "PMSocket", "global_error", "connection_error",
+    "PMSocket", "global_error", "connection_error", "connection_state", "address_id_refused",
 ]
 
 FAMILY = _core.abi.PM_FAMILY_NAME
@@ -290,6 +293,7 @@ def build_event(cmd: int, a: AttrTable) -> Event:
         _U32(buf, offs[_E_RESET_REASON])[0] if lens[_E_RESET_REASON] >= 4 else None,
         _U32(buf, offs[_E_RESET_FLAGS])[0] if lens[_E_RESET_FLAGS] >= 4 else None,
         _U32(buf, offs[_E_TIMEOUT])[0] if lens[_E_TIMEOUT] >= 4 else None,
+        family,
     )
 
 
@@ -389,40 +393,145 @@ class EventReader:
 
 # ---------------------------------------------------------------- errors
 
+# The kernel's refusals, as seen on 6.18 (NLMSGERR_ATTR_OFFS mapped back to the
+# request's attribute), and what they mean. Control flow keys on errno, command and
+# attribute, never on the extended-ack wording, which changes between kernels:
+#
+# * EINVAL naming TOKEN: no connection with the token, *or* (6.13+) the connection
+#   uses the in-kernel path manager; older kernels name no attribute for the latter.
+#   The two are told apart by asking the kernel (connection_state).
+# * EINVAL naming ADDR: SUBFLOW_CREATE/ANNOUNCE refused the local address entry (the
+#   connection holds this address with another id, or this id for another address;
+#   flags and id 0 are checked before sending); DEL_ADDR/SET_FLAGS/GET_ADDR found
+#   no endpoint with that id.
+# * EINVAL naming LOC_ID: REMOVE found no address with that id.
+# * EINVAL naming nothing: SET_FLAGS of a userspace connection found no subflow;
+#   "families mismatch"; older kernels' "userspace PM not selected".
+# * ENOTCONN from SUBFLOW_CREATE: the connection is not fully established yet, or
+#   fell back to TCP.
+# * ESRCH from SUBFLOW_DESTROY: no subflow with that 4-tuple.
+# * EOPNOTSUPP from SET_FLAGS of an endpoint: no id given.
+
 _PM_HINT = (
     "the connection uses the in-kernel path manager; per-connection commands need "
     "the userspace path manager, selected in the network namespace before the "
     "connection is made: sysctl net.mptcp.pm_type=1"
 )
 _CAP_HINT = "needs CAP_NET_ADMIN in this network namespace"
+_NOT_ESTABLISHED = (
+    "the MPTCP connection is not fully established yet: the kernel adds subflows "
+    "only once the peer has acknowledged data on the first one (send data first)"
+)
+
+# What connection_state finds.
+ABSENT, FALLBACK, IN_KERNEL, USERSPACE, UNKNOWN = (
+    "absent", "fallback", "in-kernel", "userspace", "unknown")
 
 
-def _make_error_hook(per_connection: bool) -> Callable[[int, Optional[str], int, str], MPTCPError]:
-    def hook(err: int, extack: Optional[str], cmd: int, what: str) -> MPTCPError:
-        kernel = f" (kernel: {extack})" if extack else ""
-        if err == _errno.EPERM:
+def _kernel(extack: Optional[str]) -> str:
+    return f" (kernel: {extack})" if extack else ""
+
+
+def _plain_error(err: int, extack: Optional[str], cmd: int, what: str,
+                 attr: Optional[AttrPath] = None) -> MPTCPError:
+    return MPTCPError(err, what)
+
+
+def connection_state(token: int) -> str:
+    """What the calling thread's network namespace holds under ``token``: ABSENT,
+    FALLBACK (the connection fell back to TCP), IN_KERNEL or USERSPACE (its path
+    manager), UNKNOWN. Two questions to the kernel, asked only on an error path:
+    sock_diag (does an MPTCP socket with this token exist, did it fall back?), then
+    GET_ADDR with the token, which only a userspace-PM connection answers (6.7+)."""
+    try:
+        found = [c for c in _core.diag_connections(False) if c.token == token]
+    except OSError:
+        found = None
+    if found is not None:
+        if not found:
+            return ABSENT
+        info = found[0].info
+        if info is not None and info.fallback:
+            return FALLBACK
+    try:
+        with GenlSocket(FAMILY, error_hook=_plain_error, min_version=MIN_VERSION) as nl:
+            nl.dump(Cmd.GET_ADDR, lambda e: e.put(PmAttr.TOKEN, token), what="GET_ADDR")
+    except MPTCPError as err:
+        if err.errno == _errno.EINVAL:
+            return IN_KERNEL if found else UNKNOWN
+        return UNKNOWN
+    return USERSPACE
+
+
+def _generic(err: int, extack: Optional[str], cmd: int, what: str) -> MPTCPError:
+    # A refusal without a more specific meaning: name the command for diagnosis.
+    name = next((c.name for c in Cmd if c == cmd), str(cmd))
+    return error_from_errno(
+        err, f"{what} (mptcp_pm {name}){_kernel(extack)}", default=PathManagerError,
+        overrides={_errno.EOPNOTSUPP: PathManagerError, _errno.ENOENT: PathManagerError,
+                   _errno.ENOTCONN: PathManagerError})
+
+
+def global_error(err: int, extack: Optional[str], cmd: int, what: str,
+                 attr: Optional[AttrPath] = None) -> MPTCPError:
+    """The exception for a refused endpoint or limits command (no connection)."""
+    if err in (_errno.EPERM, _errno.EACCES):
+        return MPTCPPermissionError(err, f"{what} {_CAP_HINT}{_kernel(extack)}: {os.strerror(err)}")
+    if (err == _errno.EINVAL and attr is not None and attr[0] == PmAttr.ADDR
+            and cmd in (Cmd.DEL_ADDR, Cmd.SET_FLAGS, Cmd.GET_ADDR)):
+        return PathManagerError(err, f"{what}: no endpoint with this id{_kernel(extack)}")
+    return _generic(err, extack, cmd, what)
+
+
+def connection_error(token: Optional[int]) -> ErrorHook:
+    """The error hook for the per-connection commands of connection ``token`` (None
+    when it is not known: no second question is asked then)."""
+
+    def hook(err: int, extack: Optional[str], cmd: int, what: str,
+             attr: Optional[AttrPath] = None) -> MPTCPError:
+        kernel = _kernel(extack)
+        if err in (_errno.EPERM, _errno.EACCES):
             return MPTCPPermissionError(err, f"{what} {_CAP_HINT}{kernel}: {os.strerror(err)}")
-        if per_connection and err == _errno.EINVAL and extack:
-            low = extack.lower()
-            if "userspace pm not selected" in low:
-                return PathManagerError(err, f"{what}: {_PM_HINT}{kernel}")
-            if "invalid token" in low:
+        about_connection = err == _errno.EINVAL and (attr is None or attr == (PmAttr.TOKEN,))
+        if token is not None and (about_connection or (
+                err == _errno.ENOTCONN and cmd == Cmd.SUBFLOW_CREATE)):
+            state = connection_state(token)
+            if state == ABSENT:
                 return NotMPTCPError(
-                    err,
-                    f"{what}: no MPTCP connection with this token in this network "
-                    f"namespace (closed, fallen back, or not MPTCP){kernel}",
-                )
-            if "subflow not found" in low:  # SET_FLAGS says so where DESTROY gives ESRCH
+                    err, f"{what}: no MPTCP connection with this token ({token:08x}) in this "
+                    f"network namespace (closed, fallen back, or not MPTCP){kernel}")
+            if state == FALLBACK:
+                return NotMPTCPError(
+                    err, f"{what}: the connection with token {token:08x} fell back to plain "
+                    f"TCP, which has no subflows to manage{kernel}")
+            if err == _errno.ENOTCONN:
+                return NotMPTCPError(err, f"{what}: {_NOT_ESTABLISHED}{kernel}")
+            if state == IN_KERNEL:
+                return PathManagerError(err, f"{what}: {_PM_HINT}{kernel}")
+            if state == USERSPACE and attr is None and cmd == Cmd.SET_FLAGS:
                 return SubflowNotFoundError(err, f"{what}: no such subflow{kernel}")
+        if err == _errno.ENOTCONN and cmd == Cmd.SUBFLOW_CREATE:
+            return NotMPTCPError(err, f"{what}: {_NOT_ESTABLISHED}{kernel}")
         if err == _errno.ESRCH:
             return SubflowNotFoundError(err, f"{what}: no such subflow{kernel}: {os.strerror(err)}")
-        return error_from_errno(err, f"{what}{kernel}", default=PathManagerError)
+        if err == _errno.EINVAL and attr == (PmAttr.ADDR,) and cmd in (Cmd.SUBFLOW_CREATE,
+                                                                        Cmd.ANNOUNCE):
+            return PathManagerError(
+                err, f"{what}: the connection already holds this local address with another "
+                f"id, or this id for another address{kernel}")
+        if err == _errno.EINVAL and attr == (PmAttr.LOC_ID,) and cmd == Cmd.REMOVE:
+            return PathManagerError(err, f"{what}: the connection has no address with this id{kernel}")
+        return _generic(err, extack, cmd, what)
 
     return hook
 
 
-global_error = _make_error_hook(False)
-connection_error = _make_error_hook(True)
+def address_id_refused(err: BaseException) -> bool:
+    """``err`` is SUBFLOW_CREATE's refusal of the local address and id (EINVAL naming
+    the ADDR attribute): the connection knows the address under another id."""
+    r = refusal_of(err)
+    return (r is not None and r.cmd == Cmd.SUBFLOW_CREATE and r.errno == _errno.EINVAL
+            and r.attr == (PmAttr.ADDR,))
 
 
 # ---------------------------------------------------------------- the socket
@@ -455,18 +564,15 @@ class PMSocket:
         return s
 
     def _do(self, cmd: Cmd, encode: Optional[Callable[[Encoder], None]], what: What, *,
-            per_connection: bool = False, dump: bool = False) -> list[GenlMessage]:
-        hook = connection_error if per_connection else global_error
-
-        def full() -> str:  # formatted only for an error message
-            text = what_text(what)
-            return f"mptcp_pm {cmd.name} ({text})" if text else f"mptcp_pm {cmd.name}"
-
+            token: Optional[int] = None, dump: bool = False) -> list[GenlMessage]:
+        # ``what`` names the user's call first: the error messages start with it.
+        # A command for one connection (``token``) gets that connection's error hook.
+        hook = global_error if token is None else connection_error(token)
         with self._lock:
             s = self._sock()
             if dump:
-                return s.dump(cmd, encode, what=full, error_hook=hook)
-            return s.request(cmd, encode, what=full, error_hook=hook)
+                return s.dump(cmd, encode, what=what, error_hook=hook)
+            return s.request(cmd, encode, what=what, error_hook=hook)
 
     def _endpoints(self, replies: list[GenlMessage]) -> list[Endpoint]:
         out = []
@@ -481,6 +587,22 @@ class PMSocket:
     def get_addrs(self, what: What) -> list[Endpoint]:
         return self._endpoints(self._do(Cmd.GET_ADDR, None, what, dump=True))
 
+    def get_addr(self, id: int, what: What) -> Optional[Endpoint]:
+        """The endpoint with ``id`` (GET_ADDR with an id), None if there is none."""
+        def enc(e: Encoder) -> None:
+            put_addr(e, PmAttr.ADDR, None, id=id)
+
+        try:
+            replies = self._do(Cmd.GET_ADDR, enc, what)
+        except PathManagerError as err:
+            r = refusal_of(err)
+            if r is not None and r.errno == _errno.EINVAL and r.attr is not None \
+                    and r.attr[0] == PmAttr.ADDR:
+                return None  # "address not found"
+            raise
+        found = self._endpoints(replies)
+        return found[0] if found else None
+
     def add_addr(self, host: Host, id: Optional[int], port: Optional[int], flags: int,
                  if_index: Optional[int], what: What) -> None:
         def enc(e: Encoder) -> None:
@@ -488,9 +610,9 @@ class PMSocket:
 
         self._do(Cmd.ADD_ADDR, enc, what)
 
-    def del_addr(self, id: int, what: What) -> None:
+    def del_addr(self, id: int, host: Optional[Host], what: What) -> None:
         def enc(e: Encoder) -> None:
-            put_addr(e, PmAttr.ADDR, None, id=id)
+            put_addr(e, PmAttr.ADDR, host, id=id)
 
         self._do(Cmd.DEL_ADDR, enc, what)
 
@@ -525,22 +647,23 @@ class PMSocket:
         def enc(e: Encoder) -> None:
             e.put(PmAttr.TOKEN, token)
 
-        return self._endpoints(self._do(Cmd.GET_ADDR, enc, what, per_connection=True, dump=True))
+        return self._endpoints(self._do(Cmd.GET_ADDR, enc, what, token=token, dump=True))
 
-    def announce(self, token: int, host: Host, id: int, port: Optional[int], what: What) -> None:
+    def announce(self, token: int, host: Host, id: int, port: Optional[int],
+                 if_index: Optional[int], what: What) -> None:
         def enc(e: Encoder) -> None:
             e.put(PmAttr.TOKEN, token)
             put_addr(e, PmAttr.ADDR, host, id=id, port=port,
-                     flags=int(EndpointFlags.SIGNAL))
+                     flags=int(EndpointFlags.SIGNAL), if_index=if_index)
 
-        self._do(Cmd.ANNOUNCE, enc, what, per_connection=True)
+        self._do(Cmd.ANNOUNCE, enc, what, token=token)
 
     def remove(self, token: int, id: int, what: What) -> None:
         def enc(e: Encoder) -> None:
             e.put(PmAttr.TOKEN, token)
             e.put(PmAttr.LOC_ID, id)
 
-        self._do(Cmd.REMOVE, enc, what, per_connection=True)
+        self._do(Cmd.REMOVE, enc, what, token=token)
 
     def subflow_create(self, token: int, lhost: Host, lport: int, lid: int, rhost: Host,
                        rport: int, backup: bool, if_index: Optional[int], what: What) -> None:
@@ -550,7 +673,7 @@ class PMSocket:
                      flags=int(EndpointFlags.BACKUP) if backup else None, if_index=if_index)
             put_addr(e, PmAttr.ADDR_REMOTE, rhost, port=rport)
 
-        self._do(Cmd.SUBFLOW_CREATE, enc, what, per_connection=True)
+        self._do(Cmd.SUBFLOW_CREATE, enc, what, token=token)
 
     def subflow_destroy(self, token: int, lhost: Host, lport: int, rhost: Host, rport: int,
                         what: What) -> None:
@@ -559,7 +682,7 @@ class PMSocket:
             put_addr(e, PmAttr.ADDR, lhost, port=lport)
             put_addr(e, PmAttr.ADDR_REMOTE, rhost, port=rport)
 
-        self._do(Cmd.SUBFLOW_DESTROY, enc, what, per_connection=True)
+        self._do(Cmd.SUBFLOW_DESTROY, enc, what, token=token)
 
     def set_backup(self, token: int, lhost: Host, lport: int, rhost: Host, rport: int,
                    backup: bool, what: What) -> None:
@@ -569,4 +692,4 @@ class PMSocket:
                      flags=int(EndpointFlags.BACKUP) if backup else 0)
             put_addr(e, PmAttr.ADDR_REMOTE, rhost, port=rport or None)
 
-        self._do(Cmd.SET_FLAGS, enc, what, per_connection=True)
+        self._do(Cmd.SET_FLAGS, enc, what, token=token)

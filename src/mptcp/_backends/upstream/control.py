@@ -22,7 +22,7 @@ import os
 import socket
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any, Optional, Tuple
 
 from ... import _mptcp as _core
@@ -39,11 +39,11 @@ from ..._errors import (
 from ..._records import Event, EventType, Subflow, SubflowInfo, TCPState
 from ..._netlink import genl
 from ..._netlink.mptcp_pm import EVENTS_GROUP, FAMILY, MIN_VERSION, EventReader, PMSocket
-from ..._netlink.mptcp_pm import connection_error
+from ..._netlink.mptcp_pm import address_id_refused, connection_error
 from . import read
 
-__all__ = ["open_sub", "close_sub", "set_sub_prio", "thread_pm", "local_id", "remember_id",
-           "forget_id", "fmt"]
+__all__ = ["open_sub", "close_sub", "set_sub_prio", "thread_pm", "local_id", "check_id",
+           "remember_id", "forget_id", "fmt"]
 
 Endpoint = Optional[Tuple[Host, Optional[int]]]
 
@@ -85,31 +85,39 @@ def thread_pm() -> PMSocket:
 def _events_socket() -> genl.GenlSocket:
     """This thread's events socket for its network namespace."""
     return _cached("ev", lambda: genl.GenlSocket(  # type: ignore[no-any-return]
-        FAMILY, error_hook=connection_error, min_version=MIN_VERSION))
+        FAMILY, error_hook=connection_error(None), min_version=MIN_VERSION))
 
 
 # ---------------------------------------------------------------- local address ids
 
 # (netns, token, packed address, port) -> the address id the kernel accepted for it on
 # that connection; saves a GET_ADDR dump per open_sub. Bounded; a stale entry is
-# caught by the kernel ("did not match address and id").
+# caught by the kernel (SUBFLOW_CREATE's EINVAL naming the ADDR attribute).
 _ids: "collections.OrderedDict[tuple[int, int, bytes, int], int]" = collections.OrderedDict()
 _ids_lock = threading.Lock()
 _IDS_MAX = 1024
 
 
-def local_id(pm: PMSocket, token: int, host: Host, port: int, what: str) -> int:
+def local_id(pm: PMSocket, token: int, host: Host, port: int,
+             initial: Callable[[], Optional[Host]], what: str) -> int:
     """The address id a new subflow from ``host`` must carry on connection ``token``.
 
-    The kernel keys a connection's local addresses by address and port and refuses a
-    known address with another id: reuse its id, else the lowest free one (5.19-6.6
-    cannot list them: fall back to 1).
+    Id 0 is the connection's initial local address (``initial``, RFC 8684): a
+    subflow from that address carries 0, whatever its port, as the kernel's own PM
+    does for it (6.18 accepts 0 there and the peer sees rem_id 0); another id would
+    give the one address two ids. The kernel keys the connection's other local
+    addresses by address and port and refuses a known address with another id:
+    reuse its id, else the lowest free non-zero one (5.19-6.6 cannot list them:
+    fall back to 1). ``initial()`` is asked only when no id is remembered.
     """
     key = (genl.netns_id(), token, host.packed, port)
     with _ids_lock:
         known = _ids.get(key)
     if known is not None:
         return known
+    first = initial()
+    if first is not None and host.family == first.family and host.packed == first.packed:
+        return 0
     try:
         addrs = pm.connection_addrs(token, what)
     except NotMPTCPError:
@@ -118,13 +126,29 @@ def local_id(pm: PMSocket, token: int, host: Host, port: int, what: str) -> int:
         addrs = []
     used = set()
     for ep in addrs:
-        if ep.addr == host.text and (ep.port or 0) == port and ep.id:
+        if ep.addr == host.text and (ep.port or 0) == port:
             return ep.id
         used.add(ep.id)
     for i in range(1, 256):
         if i not in used:
             return i
-    raise PathManagerError(_errno.ENOSPC, "all 255 address ids of the connection are in use")
+    raise PathManagerError(_errno.ENOSPC, f"{what}: all 255 address ids of the connection are in use")
+
+
+def check_id(lid: int, host: Host, initial: Optional[Host], what: str) -> None:
+    """Refuse an explicit address id that breaks "id 0 is the initial address" (the
+    kernel would take it: one address with two ids, or two addresses with id 0)."""
+    if initial is None:
+        return
+    is_initial = host.family == initial.family and host.packed == initial.packed
+    if lid == 0 and not is_initial:
+        raise PathManagerError(
+            _errno.EINVAL, f"{what}: address id 0 is the connection's initial local address "
+            f"{initial.text}; {host.text} needs an id 1-255 (or none: the library picks one)")
+    if lid != 0 and is_initial:
+        raise PathManagerError(
+            _errno.EINVAL, f"{what}: {host.text} is the connection's initial local address, "
+            f"whose address id is 0, not {lid} (or pass none: the library picks 0)")
 
 
 def remember_id(token: int, host: Host, port: int, lid: int) -> None:
@@ -199,31 +223,43 @@ def open_sub(fd: int, local: Endpoint, remote: Endpoint, backup: bool, timeout: 
     if group is None:  # pragma: no cover - every kernel with the PM has it
         raise PathManagerError(_errno.ENOENT, "the mptcp_pm family has no events group")
     ev.add_membership(group)
-    what = lambda: f"opening a subflow {fmt(lhost, lport)} -> {fmt(rhost, rport)}"  # noqa: E731
+
+    def what() -> str:
+        return f"open_sub {fmt(lhost, lport)} -> {fmt(rhost, rport)}"
+
     try:
         ev.discard_pending()  # events from before this call
         deadline = time.monotonic() + timeout
-        lid = local_id(pm, token, lhost, lport, "listing the connection's addresses")
-        try:
+
+        def initial() -> Optional[Host]:
+            return read.initial_local(token, fd, "open_sub")
+
+        lid = local_id(pm, token, lhost, lport, initial, what())
+        waited = asked = False
+        while True:  # at most three tries, every failure through the one mapping below
             try:
                 pm.subflow_create(token, lhost, lport, lid, rhost, rport, backup, None, what)
-            except PathManagerError as err:
-                if "did not match address and id" not in str(err):
-                    raise
-                # a remembered id went stale (another actor, or a reused token): ask
-                forget_id(token, lhost, lport)
-                lid = local_id(pm, token, lhost, lport, "listing the connection's addresses")
-                pm.subflow_create(token, lhost, lport, lid, rhost, rport, backup, None, what)
-        except MPTCPError as err:
-            if err.errno != _errno.ENOTCONN:
+                break
+            except MPTCPError as err:
+                if address_id_refused(err) and not asked:
+                    # A remembered id went stale (another actor, or a reused token):
+                    # ask the kernel which ids the connection holds.
+                    asked = True
+                    forget_id(token, lhost, lport)
+                    lid = local_id(pm, token, lhost, lport, initial, what())
+                    continue
+                if err.errno == _errno.ENOTCONN and not waited:
+                    # The kernel opens extra subflows only once the connection is
+                    # fully established (the peer has acknowledged MPTCP data on the
+                    # first subflow): wait for that (ESTABLISHED event), then retry.
+                    # A connection that fell back says so here (MPTCP_INFO fails).
+                    waited = True
+                    read.token(fd, "open_sub")
+                    _wait_fully_established(ev, token, deadline, timeout)
+                    continue
                 if err.errno in _CREATE_OPEN_ERRNOS:
-                    raise SubflowOpenError(err.errno, f"open_sub: {err.strerror}") from err
+                    raise SubflowOpenError(err.errno, err.strerror) from err
                 raise
-            # The kernel opens extra subflows only once the connection is fully
-            # established (the peer has acknowledged MPTCP data on the first
-            # subflow). Wait for that (ESTABLISHED event), then try again.
-            _wait_fully_established(ev, token, deadline, timeout)
-            pm.subflow_create(token, lhost, lport, lid, rhost, rport, backup, None, what)
         remember_id(token, lhost, lport, lid)
         sport = _wait_event(ev, fd, token, lhost, lport, rhost, rport, before, deadline)
     except _Timeout:
@@ -365,7 +401,7 @@ def _destroy_new(pm: PMSocket, fd: int, token: int, lhost: Host, rhost: Host, rp
         if _same_pair(rec, lhost, rhost, rport) and rec.local[1] not in before:  # type: ignore[index]
             try:
                 pm.subflow_destroy(token, lhost, int(rec.local[1]), rhost, rport,  # type: ignore[index]
-                                   "destroying the half-open subflow")
+                                   "open_sub (destroying the half-open subflow)")
             except MPTCPError:
                 pass
 
@@ -392,8 +428,8 @@ def close_sub(fd: int, sub_id: int, how: int, *, timeout: float = 5.0) -> None:
     rec, token = read.subflow_and_token(fd, sub_id, "close_sub")
     lhost, lport, rhost, rport = _hosts_of(rec)
     thread_pm().subflow_destroy(token, lhost, lport, rhost, rport,
-                                lambda: f"closing the subflow {fmt(lhost, lport)} -> "
-                                        f"{fmt(rhost, rport)}")
+                                lambda: f"close_sub {sub_id} ({fmt(lhost, lport)} -> "
+                                        f"{fmt(rhost, rport)})")
     deadline = time.monotonic() + timeout
     delay = 0.0002
     while True:
@@ -418,5 +454,5 @@ def set_sub_prio(fd: int, sub_id: int, backup: bool) -> None:
     rec, token = read.subflow_and_token(fd, sub_id, "set_sub_prio")
     lhost, lport, rhost, rport = _hosts_of(rec)
     thread_pm().set_backup(token, lhost, lport, rhost, rport, backup,
-                           f"setting backup={backup} on {fmt(lhost, lport)} -> "
-                           f"{fmt(rhost, rport)}")
+                           lambda: f"set_sub_prio {sub_id} backup={backup} ({fmt(lhost, lport)} "
+                                   f"-> {fmt(rhost, rport)})")

@@ -19,6 +19,7 @@ from typing import Any, List, Optional, Tuple
 
 from ... import _args
 from ... import _mptcp as _core
+from ..._addr import Host, parse_ip, unmap_v4
 from ..._errors import (
     KernelTooOldError,
     MPTCPError,
@@ -31,6 +32,7 @@ from ..._records import Subflow, SubflowFlags, SubflowInfo
 __all__ = [
     "core_error", "kernel_has", "info", "is_mptcp", "subflows", "subflows_legacy",
     "find_subflow", "subflow_and_token", "token", "token_of", "peer", "subflow_flags", "get_sub_tuple",
+    "initial_local",
 ]
 
 _SO_PROTOCOL = getattr(socket, "SO_PROTOCOL", 38)
@@ -197,6 +199,24 @@ def token_of(conn: Any, call: str, name: str = "conn") -> int:
         return tok
     assert fd is not None
     return token(fd, call)
+
+
+def initial_local(token: int, fd: Optional[int], call: str) -> Optional[Host]:
+    """The connection's initial local address, the one whose MPTCP address id is 0
+    (RFC 8684): the MPTCP socket's own address (getsockname) when its ``fd`` is
+    known, else that of the MPTCP socket with ``token`` in the calling thread's
+    network namespace (sock_diag); None when neither can tell."""
+    found: Optional[Tuple[str, int]] = None
+    if fd is not None:
+        found = _core.sock_name(fd, call)
+    else:
+        try:
+            found = next((c.local for c in _core.diag_connections(False) if c.token == token), None)
+        except OSError:
+            return None
+    if found is None:
+        return None
+    return unmap_v4(parse_ip(found[0]))
 
 
 def peer(fd: int, call: str) -> Tuple[str, int]:
