@@ -4,8 +4,8 @@
 No draft-API kernel exists here, so both sides run against the LD_PRELOAD test
 double (``tests/draftkernel/draft_double.c``), which answers each draft option with
 one real ``getsockopt`` on the socket (its classification) plus its own table
-lookup: both sides pay exactly the same double. Method as ``bench_read.py``
-(``docs/lab-notes.md``, Benchmarks): a C loop (``gcc -O2``, compiled from the source
+lookup: both sides pay exactly the same double. Method as ``bench_read.py``:
+a C loop (``gcc -O2``, compiled from the source
 below) makes the same calls with the same buffer sizes on the same fd, rounds are
 interleaved (C, library, C, library, ...), and the median of the per-round ratios
 (library time per call / C time per call) is reported.

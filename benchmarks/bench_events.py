@@ -227,7 +227,7 @@ def main() -> int:
                 "reader_cpu_seconds": round(reader.cpu, 3),
                 "reader_cpu_us_per_event": round(1e6 * reader.cpu / max(1, len(events)), 2),
             }
-            # the verdict the issue asks for: every event, or an explicit loss
+            # the verdict: every event, or an explicit loss
             res["every_event_or_raised"] = (
                 (reader.losses == 0 and ip_lost == 0 and res["same_events"])
                 or reader.losses > 0

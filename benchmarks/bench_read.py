@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Read-path benchmark: the library's calls against a C loop of the same syscalls.
 
-Method (``docs/lab-notes.md``, Benchmarks): a real two-subflow MPTCP connection in
+Method: a real two-subflow MPTCP connection in
 a private namespace lab; a C baseline (``benchmarks/cbaseline.c``, ``gcc -O2``)
 makes the same ``getsockopt`` with the same header and buffer sizes on the same fd;
 rounds are interleaved (C, library, C, library, ...) and the median of the per-round
@@ -453,7 +453,7 @@ def main(argv: Optional[List[str]] = None) -> int:
 # double's table lookup, on both sides). Printed here in this file's table style:
 # calls/s per side and ratio = library calls/s / C calls/s (median of interleaved
 # rounds; bench_draft reports the inverse, library time / C time). No target: the
-# issue asks for the ratio to be quoted. Needs gcc, not root.
+# ratio is quoted for information. Needs gcc, not root.
 #
 #     python benchmarks/bench_read.py --draft         # read-path benchmark, then draft
 #     python benchmarks/bench_read.py --draft-only    # draft section only
