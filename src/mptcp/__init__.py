@@ -2,8 +2,9 @@
 
 The six calls of the draft MPTCP socket API (``get_sub_ids``, ``get_sub_tuple``,
 ``open_sub``, ``close_sub``, ``get_sub_sockopt_int``, ``set_sub_sockopt_int``) work
-on the upstream Linux kernel and, through a second backend, on the draft-API
-research kernels. Beyond them: ``info``, ``subflows``, ``Poller``, path manager
+on the upstream Linux kernel; a second backend speaks the draft-API research
+kernels' options (verified against the project's test double of such a kernel, as
+none is available). Beyond them: ``info``, ``subflows``, ``Poller``, path manager
 control, events and a system-wide view (upstream kernels).
 """
 
