@@ -17,6 +17,7 @@ import pytest
 import mptcp
 from mptcp import diag
 from mptcp._lab import Lab
+from tests.outside import ss_mptcp
 
 prometheus_client = pytest.importorskip("prometheus_client")
 from prometheus_client.parser import text_string_to_metric_families  # noqa: E402
@@ -155,3 +156,23 @@ def test_port_in_use_exits_1(lab: Lab) -> None:
         assert line.startswith("mptcp exporter: ") and "in use" in line
     finally:
         holder.close()
+
+
+def test_fallback_is_a_metric(lab: Lab, exporter: tuple[subprocess.Popen[str], str]) -> None:
+    # An MPTCP client against a plain TCP server falls back to TCP (ss: "fallback").
+    _, url = exporter
+    plain = lab.start_server(proto=socket.IPPROTO_TCP)
+    fell = lab.connect(port=plain.port)
+    fell.sendall(b"x" * 1000)
+    mp = lab.start_server()
+    real = lab.connect(port=mp.port)
+    real.sendall(b"x" * 1000)
+    ss = {c["local"]: "fallback" in c["info"] for c in ss_mptcp(lab, lab.client_ns)}
+    fams = _scrape(lab, url)
+    got = {s.labels["local"]: s.value for s in fams["mptcp_connection_fallback"].samples}
+    assert fams["mptcp_connection_fallback"].type == "gauge"
+    assert got == {_hostport(local): float(fb) for local, fb in ss.items()}
+    assert got[_hostport(fell.getsockname()[:2])] == 1.0
+    assert got[_hostport(real.getsockname()[:2])] == 0.0
+    fell.close()
+    real.close()
