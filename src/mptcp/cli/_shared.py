@@ -10,19 +10,27 @@ from collections.abc import Iterator
 from types import FrameType
 from typing import Any, Optional
 
-__all__ = ["token_arg", "positive_float", "port_arg", "jsonable", "human_bytes", "opt",
-           "Stop", "stop_on_signals"]
+__all__ = ["token_arg", "positive_float", "positive_int", "port_arg", "jsonable", "token_json",
+           "TOKEN_FIELDS", "mptcp_disabled", "human_bytes", "opt", "Stop", "stop_on_signals"]
 
 
 def token_arg(text: str) -> int:
-    """A connection token in hex, as ``ls``, ``ss`` and ``ip mptcp monitor`` print it."""
-    try:
-        value = int(text, 16)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a hexadecimal token") from None
-    if not 0 <= value <= 0xFFFFFFFF:
-        raise argparse.ArgumentTypeError(f"token {text} does not fit in 32 bits")
+    """A connection token in hex, with or without ``0x``: as ``mptcp ls`` (text and
+    JSON), ``ss`` and ``ip mptcp monitor`` print it."""
+    digits = text[2:] if text[:2].lower() == "0x" else text
+    if not digits or len(digits) > 8 or any(c not in _HEX for c in digits):
+        if digits and len(digits) > 8 and all(c in _HEX for c in digits):
+            raise argparse.ArgumentTypeError(
+                f"token {text} has {len(digits)} hex digits; a token is 32 bits (at most 8)")
+        raise argparse.ArgumentTypeError(
+            f"{text!r} is not a token: 1 to 8 hex digits, with or without 0x, as 'mptcp ls' prints it")
+    value = int(digits, 16)
+    if value == 0:
+        raise argparse.ArgumentTypeError("token 0 is no connection's token (they are 1-ffffffff)")
     return value
+
+
+_HEX = frozenset("0123456789abcdefABCDEF")
 
 
 def positive_float(text: str) -> float:
@@ -32,6 +40,17 @@ def positive_float(text: str) -> float:
         raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
     if not value > 0 or value != value or value == float("inf"):
         raise argparse.ArgumentTypeError(f"{text} must be a positive number of seconds")
+    return value
+
+
+def positive_int(text: str, maximum: int = 2**31 - 1) -> int:
+    """A whole number from 1 to ``maximum`` (a C int by default)."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+    if not 1 <= value <= maximum:
+        raise argparse.ArgumentTypeError(f"{value} is outside 1-{maximum}")
     return value
 
 
@@ -45,10 +64,21 @@ def port_arg(text: str) -> int:
     return value
 
 
+#: Fields that hold a connection token: in JSON as 8 hex digits, the text ``ss``
+#: and ``ip mptcp monitor`` print (and ``--token`` takes), never a decimal number.
+TOKEN_FIELDS = frozenset({"token", "token_rem"})
+
+
+def token_json(token: Optional[int]) -> Optional[str]:
+    """A token as JSON carries it: 8 hex digits, or None."""
+    return None if token is None else f"{token:08x}"
+
+
 def jsonable(value: Any) -> Any:
-    """Records as dicts, tuples as lists, enums as plain ints."""
+    """Records as dicts (tokens as hex text), tuples as lists, enums as plain ints."""
     if hasattr(value, "_asdict"):
-        return {k: jsonable(v) for k, v in value._asdict().items()}
+        return {k: token_json(v) if k in TOKEN_FIELDS and isinstance(v, int) else jsonable(v)
+                for k, v in value._asdict().items()}
     if isinstance(value, (list, tuple)):
         return [jsonable(v) for v in value]
     if isinstance(value, bool):
@@ -56,6 +86,22 @@ def jsonable(value: Any) -> Any:
     if isinstance(value, int):
         return int(value)
     return value
+
+
+def mptcp_disabled() -> Optional[str]:
+    """Why no MPTCP connection can exist in this network namespace, or None: MPTCP
+    switched off by sysctl there, or a kernel without MPTCP."""
+    try:
+        with open("/proc/sys/net/mptcp/enabled") as f:
+            value = f.read().strip()
+    except FileNotFoundError:
+        return "this kernel has no MPTCP (no /proc/sys/net/mptcp)"
+    except OSError:
+        return None
+    if value == "0":
+        return ("MPTCP is disabled in this network namespace (net.mptcp.enabled = 0; "
+                "'sysctl -w net.mptcp.enabled=1' enables it)")
+    return None
 
 
 def human_bytes(n: Optional[float], suffix: str = "") -> str:
