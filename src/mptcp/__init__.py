@@ -8,23 +8,11 @@ none is available). Beyond them: ``info``, ``subflows``, ``Poller``, path manage
 control, events and a system-wide view (upstream kernels).
 """
 
-from typing import Any
-
-from ._api import (
-    Poller,
-    backend,
-    close_sub,
-    get_sub_ids,
-    get_sub_sockopt_int,
-    get_sub_tuple,
-    info,
-    is_mptcp,
-    open_sub,
-    set_sub_prio,
-    set_sub_sockopt_int,
-    subflow,
-    subflows,
-)
+# The records and errors load with the package (the compiled core fills records
+# registered at their import); the calls load on first use (PEP 562), so
+# ``import mptcp`` stays cheap and a program (or ``mptcp ls``) pays only for the
+# layers it calls: connections() never loads the seed calls' backends. A type
+# checker sees the real names.
 from ._errors import (
     EventsLostError,
     KernelTooOldError,
@@ -52,25 +40,54 @@ from ._records import (
     SubflowStatus,
     TCPState,
 )
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from ._api import (
+        Poller,
+        backend,
+        close_sub,
+        get_sub_ids,
+        get_sub_sockopt_int,
+        get_sub_tuple,
+        info,
+        is_mptcp,
+        open_sub,
+        set_sub_prio,
+        set_sub_sockopt_int,
+        subflow,
+        subflows,
+    )
+    from ._events import events
+    from .diag import connections
+    from .pm import PathManager
+
 from ._version import __version__
 
-# The path manager, the system-wide view and events load on first use.
 _LAZY = {
-    "PathManager": ("pm", "PathManager"),
-    "connections": ("diag", "connections"),
-    "events": ("_events", "events"),
+    **dict.fromkeys(
+        ["Poller", "backend", "close_sub", "get_sub_ids", "get_sub_sockopt_int", "get_sub_tuple",
+         "info", "is_mptcp", "open_sub", "set_sub_prio", "set_sub_sockopt_int", "subflow",
+         "subflows"], "_api"),
+    "PathManager": "pm",
+    "connections": "diag",
+    "events": "_events",
 }
 
 
-def __getattr__(name: str) -> Any:
-    if name in _LAZY:
-        import importlib
+def __getattr__(name: str) -> object:
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module 'mptcp' has no attribute {name!r}")
+    import importlib
 
-        module, attr = _LAZY[name]
-        value = getattr(importlib.import_module(f".{module}", __name__), attr)
-        globals()[name] = value
-        return value
-    raise AttributeError(f"module 'mptcp' has no attribute {name!r}")
+    value = getattr(importlib.import_module(f".{module}", __name__), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(__all__))
 
 
 __all__ = [

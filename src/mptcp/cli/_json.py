@@ -17,9 +17,12 @@ separators); ``tests/unit/test_cli_json.py`` checks that, field by field.
 
 from __future__ import annotations
 
-import json
-from json.encoder import encode_basestring_ascii as _q
 from typing import Any, Callable, Dict, Optional, Sequence, Tuple
+
+try:  # the C function json.encoder uses, without importing the json package
+    from _json import encode_basestring_ascii as _q
+except ImportError:  # pragma: no cover - an interpreter without the accelerator
+    from json.encoder import encode_basestring_ascii as _q
 
 from .._addr import token_hex
 from ._shared import TOKEN_FIELDS
@@ -30,30 +33,57 @@ _INT = {"int", "Optional[int]"}
 _BOOL = {"bool", "Optional[bool]"}
 _ADDR = {"Address", "Optional[Address]"}
 # IntEnum/IntFlag fields: their int value.
-_ENUM = {"Optional[SubflowFlags]", "SubflowFlags", "TCPState", "Optional[TCPState]"}
+_ENUM = {"Optional[SubflowFlags]", "SubflowFlags", "TCPState", "Optional[TCPState]",
+         "Union[EventType, int]"}
 
 
-def _annotation(cls: type, field: str) -> str:
-    ann = cls.__annotations__.get(field)
-    text = getattr(ann, "__forward_arg__", ann)
-    return text if isinstance(text, str) else getattr(text, "__name__", repr(text))
+def _kind_of_type(ann: Any, nested: Dict[str, type]) -> str:
+    """The kind of an evaluated annotation (a class or a typing construct)."""
+    import typing
+
+    origin, args = typing.get_origin(ann), typing.get_args(ann)
+    if origin is typing.Union and type(None) in args:
+        rest = [a for a in args if a is not type(None)]
+        if len(rest) != 1:
+            return _kind_of_type(typing.Union[tuple(rest)], nested)
+        ann = rest[0]
+        origin, args = typing.get_origin(ann), typing.get_args(ann)
+    if ann is bool:
+        return "bool"
+    if isinstance(ann, type) and issubclass(ann, int):
+        return "int"
+    if origin is typing.Union and all(isinstance(a, type) and issubclass(a, int)
+                                      and not issubclass(a, bool) for a in args):
+        return "int"
+    if origin is tuple and args == (str, int):
+        return "addr"
+    if isinstance(ann, type) and nested.get(ann.__name__) is ann:
+        return f"record:{ann.__name__}"
+    if origin is list and len(args) == 1 and isinstance(args[0], type) \
+            and nested.get(args[0].__name__) is args[0]:
+        return f"list:{args[0].__name__}"
+    return "json"
 
 
 def kind_of(cls: type, field: str, nested: Dict[str, type]) -> str:
     """How ``cls.field`` is encoded: token, int, bool, addr, record:NAME, list:NAME or json."""
     if field in TOKEN_FIELDS:
         return "token"
-    ann = _annotation(cls, field)
-    if ann in _INT or ann in _ENUM:
+    ann = cls.__annotations__.get(field)
+    text = getattr(ann, "__forward_arg__", ann)
+    if not isinstance(text, str):
+        return _kind_of_type(ann, nested)
+    # a postponed annotation (``from __future__ import annotations``): its text
+    if text in _INT or text in _ENUM:
         return "int"
-    if ann in _BOOL:
+    if text in _BOOL:
         return "bool"
-    if ann in _ADDR:
+    if text in _ADDR:
         return "addr"
     for name in nested:
-        if ann in (name, f"Optional[{name}]"):
+        if text in (name, f"Optional[{name}]"):
             return f"record:{name}"
-        if ann in (f"List[{name}]", f"list[{name}]"):
+        if text in (f"List[{name}]", f"list[{name}]"):
             return f"list:{name}"
     return "json"
 
@@ -67,6 +97,8 @@ def _token(t: Optional[int]) -> str:
 
 
 def _generic(v: Any) -> str:
+    import json
+
     return json.dumps(v, separators=(",", ":"), default=_default)
 
 

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import signal
 from collections.abc import Iterator
 from types import FrameType
 from typing import Any, Optional
@@ -132,6 +131,8 @@ def _raise_stop(signum: int, frame: Optional[FrameType]) -> None:
 @contextlib.contextmanager
 def stop_on_signals() -> Iterator[None]:
     """Turn SIGTERM and SIGHUP into :class:`Stop` inside the block."""
+    import signal  # only the long-running commands need it: not at start-up
+
     old = {sig: signal.signal(sig, _raise_stop) for sig in (signal.SIGTERM, signal.SIGHUP)}
     try:
         yield

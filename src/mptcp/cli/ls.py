@@ -38,8 +38,13 @@ def json_text(conns: List[Any]) -> str:
 
 
 def run(args: argparse.Namespace) -> int:
+    import gc
+
     from .. import connections
 
+    # One snapshot, printed, and the process ends: thousands of fresh records are
+    # not garbage, and collecting them would only cost time.
+    gc.disable()
     conns = connections(listening=args.listening, orphans=True)
     out = sys.stdout
     if args.json:
