@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import argparse
 import json
+import re
+from pathlib import Path
 from typing import Any, Optional
 
 import pytest
@@ -20,6 +22,7 @@ from mptcp.cli import _from_argument_check
 from mptcp.cli._json import dumps_records, encoder, kind_of
 from mptcp.cli._shared import jsonable, token_arg
 
+ROOT = Path(__file__).resolve().parents[2]
 NESTED = (mptcp.MPTCPInfo, mptcp.SubflowInfo, mptcp.DiagSubflow)
 
 ints = st.one_of(st.none(), st.integers(0, 2**64 - 1))
@@ -146,3 +149,25 @@ def test_argument_errors_of_the_library_are_usage_errors() -> None:
     for where in ("mptcp.cli.ls", "mptcp._lab", "json", "__main__"):
         assert not _from_argument_check(_raised_in("raise ValueError('x')", where)), where
     assert _from_argument_check(_raised_in("raise ValueError('x')", "mptcp.pm"))
+
+
+def test_readme_documents_every_exit_status() -> None:
+    from mptcp import cli
+
+    text = (ROOT / "README.md").read_text()
+    section = re.search(r"^## The command\n(.*?)(?=^## )", text, re.S | re.M)
+    assert section is not None
+    body = section.group(1)
+    for code in (cli.EXIT_OK, cli.EXIT_FAILURE, cli.EXIT_USAGE, cli.EXIT_INTERRUPTED):
+        assert re.search(rf"\| `{code}` \|", body), code
+    assert "128+N" in body
+
+
+def test_benchmarks_measure_what_import_finds() -> None:
+    # A benchmark that puts src/ on sys.path imports a tree without a built core
+    # (a circular-import error after `pip install .`); each says what it measures.
+    for path in sorted((ROOT / "benchmarks").glob("bench_*.py")):
+        text = path.read_text()
+        assert not re.search(r"sys\.path\.insert\([^)]*src", text), path.name
+        assert not re.search(r'PYTHONPATH.*\bSRC\b|"src"\)\s*$', text, re.M), path.name
+        assert "_which" in text, f"{path.name} does not say which mptcp it measures"
