@@ -171,3 +171,18 @@ def test_benchmarks_measure_what_import_finds() -> None:
         assert not re.search(r"sys\.path\.insert\([^)]*src", text), path.name
         assert not re.search(r'PYTHONPATH.*\bSRC\b|"src"\)\s*$', text, re.M), path.name
         assert "_which" in text, f"{path.name} does not say which mptcp it measures"
+
+
+def test_quick_ls_parse_equals_argparse() -> None:
+    import itertools
+
+    from mptcp import cli
+    from mptcp.cli import ls
+
+    forms = [list(p) for n in range(3) for p in itertools.permutations(ls.FLAGS, n)]
+    for argv in (["ls", *f] for f in forms):
+        quick = cli._quick(argv)
+        assert quick is not None, argv
+        assert vars(quick) == vars(cli.build_parser().parse_args(argv)), argv
+    for argv in (["ls", "--js"], ["ls", "-h"], ["ls", "--json", "--json"], ["ls", "x"], ["top"], []):
+        assert cli._quick(argv) is None, argv

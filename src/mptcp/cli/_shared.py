@@ -3,7 +3,6 @@ and SIGTERM/SIGHUP ending a command the way Ctrl-C does."""
 
 from __future__ import annotations
 
-import argparse
 import contextlib
 from collections.abc import Iterator
 from types import FrameType
@@ -13,19 +12,26 @@ __all__ = ["token_arg", "positive_float", "positive_int", "port_arg", "jsonable"
            "TOKEN_FIELDS", "mptcp_disabled", "human_bytes", "opt", "Stop", "stop_on_signals"]
 
 
+def _bad(message: str) -> Exception:
+    # argparse is imported by whoever parses; not at start-up (``mptcp ls`` skips it)
+    import argparse
+
+    return argparse.ArgumentTypeError(message)
+
+
 def token_arg(text: str) -> int:
     """A connection token in hex, with or without ``0x``: as ``mptcp ls`` (text and
     JSON), ``ss`` and ``ip mptcp monitor`` print it."""
     digits = text[2:] if text[:2].lower() == "0x" else text
     if not digits or len(digits) > 8 or any(c not in _HEX for c in digits):
         if digits and len(digits) > 8 and all(c in _HEX for c in digits):
-            raise argparse.ArgumentTypeError(
+            raise _bad(
                 f"token {text} has {len(digits)} hex digits; a token is 32 bits (at most 8)")
-        raise argparse.ArgumentTypeError(
+        raise _bad(
             f"{text!r} is not a token: 1 to 8 hex digits, with or without 0x, as 'mptcp ls' prints it")
     value = int(digits, 16)
     if value == 0:
-        raise argparse.ArgumentTypeError("token 0 is no connection's token (they are 1-ffffffff)")
+        raise _bad("token 0 is no connection's token (they are 1-ffffffff)")
     return value
 
 
@@ -36,9 +42,9 @@ def positive_float(text: str) -> float:
     try:
         value = float(text)
     except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
+        raise _bad(f"{text!r} is not a number") from None
     if not value > 0 or value != value or value == float("inf"):
-        raise argparse.ArgumentTypeError(f"{text} must be a positive number of seconds")
+        raise _bad(f"{text} must be a positive number of seconds")
     return value
 
 
@@ -47,9 +53,9 @@ def positive_int(text: str, maximum: int = 2**31 - 1) -> int:
     try:
         value = int(text)
     except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+        raise _bad(f"{text!r} is not a whole number") from None
     if not 1 <= value <= maximum:
-        raise argparse.ArgumentTypeError(f"{value} is outside 1-{maximum}")
+        raise _bad(f"{value} is outside 1-{maximum}")
     return value
 
 
@@ -57,9 +63,9 @@ def port_arg(text: str) -> int:
     try:
         value = int(text)
     except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a port number") from None
+        raise _bad(f"{text!r} is not a port number") from None
     if not 0 <= value <= 0xFFFF:
-        raise argparse.ArgumentTypeError(f"port {value} is outside 0-65535")
+        raise _bad(f"port {value} is outside 0-65535")
     return value
 
 

@@ -9,15 +9,20 @@ device-bound address is shown as ``host%dev:port``, as ``ss`` shows it.
 
 from __future__ import annotations
 
-import argparse
 import socket
 import sys
-from typing import Any, Dict, Iterator, List, Optional
+from typing import TYPE_CHECKING, Any, Dict, Iterator, List, Optional
 
 from .._addr import hostport, token_hex
 from ._shared import human_bytes, mptcp_disabled, opt
 
-__all__ = ["add_parser", "run", "lines", "json_text"]
+if TYPE_CHECKING:
+    import argparse
+
+__all__ = ["add_parser", "run", "lines", "json_text", "FLAGS"]
+
+#: Every option of ``ls``: the command parses exactly these without argparse.
+FLAGS = ("--json", "--listening")
 
 
 def add_parser(sub: Any) -> None:
