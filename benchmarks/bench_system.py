@@ -10,7 +10,9 @@ same run and the same client namespace:
 - ``lib``:  ``mptcp.connections()`` in this process (two MPTCP dumps, two TCP
             dumps, records built);
 - ``ls json`` / ``ls text``: the command as a user runs it, ``python -m mptcp ls
-            --json`` and ``python -m mptcp ls``, as processes started like ``ss``;
+            --json`` and ``python -m mptcp ls``, as processes started like ``ss``
+            (and ``mptcp ls --json``, the console script, when it is installed
+            next to the interpreter: ``script_json``);
 - ``pass``: ``python -c pass``, the interpreter's own start-up, the floor of any
             Python command;
 - ``spawn``: starting a trivial process (``true``) the same way, to show how much of
@@ -53,6 +55,8 @@ TARGET_LS_OVER_SS = 2.0
 LS_JSON = [sys.executable, "-m", "mptcp", "ls", "--json"]
 LS_TEXT = [sys.executable, "-m", "mptcp", "ls"]
 PASS = [sys.executable, "-c", "pass"]
+# The console script pip installs next to the interpreter: what a user types.
+SCRIPT = Path(sys.executable).with_name("mptcp")
 
 
 class Acceptor:
@@ -139,6 +143,8 @@ ROWS: Dict[str, Callable[[], float]] = {
     "lib": _timed_lib,
     "ls_json": lambda: _timed_piped(LS_JSON),
     "ls_text": lambda: _timed_piped(LS_TEXT),
+    **({"script_json": lambda: _timed_piped([str(SCRIPT), "ls", "--json"])}
+       if SCRIPT.exists() else {}),
     "pass": lambda: _timed(PASS),
     "spawn": lambda: _timed(["true"]),
 }
@@ -164,6 +170,8 @@ def measure(lab: Lab, n: int, rounds: int) -> Dict[str, Any]:
         ratios["ss_over_lib"].append(got["ss"] / got["lib"])
         ratios["ls_json_over_ss"].append(got["ls_json"] / got["ss"])
         ratios["ls_text_over_ss"].append(got["ls_text"] / got["ss"])
+        if "script_json" in got:
+            ratios.setdefault("script_json_over_ss", []).append(got["script_json"] / got["ss"])
     return {
         "connections": len(conns), "subflows": subs, "target": n, "rounds": rounds,
         **{f"{k}_ms": statistics.median(v) * 1e3 for k, v in times.items()},
@@ -211,6 +219,9 @@ def main() -> int:
                       f"{r['pass_ms']:>8.2f} {r['spawn_ms']:>8.2f} {r['ratio_ss_over_lib']:>7.2f} "
                       f"{r['ratio_ls_json_over_ss']:>7.2f} {r['ratio_ls_text_over_ss']:>7.2f}",
                       flush=True)
+                if "script_json_ms" in r:
+                    print(f"{'':>6} console script 'mptcp ls --json': {r['script_json_ms']:.2f} ms, "
+                          f"{r['ratio_script_json_over_ss']:.2f} x ss", flush=True)
         finally:
             for s in clients:
                 s.close()
