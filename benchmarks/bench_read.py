@@ -482,6 +482,7 @@ def run_draft_section(rounds: int, calls: int, json_path: Optional[Path] = DRAFT
     import contextlib
     import io
 
+    print(_which.describe(mptcp), flush=True)
     started = time.monotonic()
     quiet = io.StringIO()  # bench_draft prints its own (inverse-ratio) table: keep ours only
     with contextlib.redirect_stdout(quiet):
