@@ -176,3 +176,25 @@ def test_fallback_is_a_metric(lab: Lab, exporter: tuple[subprocess.Popen[str], s
     assert got[_hostport(real.getsockname()[:2])] == 0.0
     fell.close()
     real.close()
+
+
+def test_sigterm_during_a_request_stops_the_exporter(
+        lab: Lab, exporter: tuple[subprocess.Popen[str], str]) -> None:
+    # A scraper that sent half a request holds the exporter inside its request
+    # handler; SIGTERM must still end it (it used to be swallowed there).
+    proc, url = exporter
+    port = int(url.rsplit(":", 1)[1].split("/", 1)[0])
+
+    def half_request() -> socket.socket:
+        s = socket.create_connection(("127.0.0.1", port), timeout=5)
+        s.sendall(b"GET /metrics HTTP/1.1\r\nHost: x\r\n")  # no blank line: not finished
+        return s
+    held = lab.run_in(lab.client_ns, half_request)
+    try:
+        import time
+
+        time.sleep(0.3)  # the exporter is reading the rest of the headers
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(5) == 0
+    finally:
+        held.close()

@@ -186,3 +186,16 @@ def test_quick_ls_parse_equals_argparse() -> None:
         assert vars(quick) == vars(cli.build_parser().parse_args(argv)), argv
     for argv in (["ls", "--js"], ["ls", "-h"], ["ls", "--json", "--json"], ["ls", "x"], ["top"], []):
         assert cli._quick(argv) is None, argv
+
+
+def test_stop_is_not_swallowed_by_except_exception() -> None:
+    # SIGTERM while the exporter finishes a request: socketserver's handler
+    # catches Exception and goes on serving, so the exporter never stopped.
+    from mptcp.cli._shared import Stop
+
+    assert not issubclass(Stop, Exception) and issubclass(Stop, BaseException)
+    with pytest.raises(Stop):
+        try:
+            raise Stop()
+        except Exception:  # noqa: BLE001 - what the caught code does
+            pass

@@ -126,8 +126,13 @@ def opt(value: Optional[int]) -> str:
     return "-" if value is None else str(value)
 
 
-class Stop(Exception):
-    """SIGTERM/SIGHUP: end the command like Ctrl-C does."""
+class Stop(BaseException):
+    """SIGTERM/SIGHUP: end the command like Ctrl-C does.
+
+    A ``BaseException``, like ``KeyboardInterrupt``: the signal can land inside
+    code that handles ``Exception`` (socketserver catches it around each request
+    the exporter serves, then goes on serving), and there it would be swallowed.
+    """
 
 
 def _raise_stop(signum: int, frame: Optional[FrameType]) -> None:
