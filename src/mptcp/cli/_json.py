@@ -17,7 +17,7 @@ separators); ``tests/unit/test_cli_json.py`` checks that, field by field.
 
 from __future__ import annotations
 
-from typing import Any, Callable, Dict, Sequence
+from typing import Any, Callable, Dict, Sequence, Tuple
 
 try:  # the C function json.encoder uses, without importing the json package
     from _json import encode_basestring_ascii as _q
@@ -99,7 +99,7 @@ def _default(v: Any) -> Any:
     raise TypeError(f"{type(v).__name__} is not JSON serializable")
 
 
-_cache: Dict[type, Callable[[Any], str]] = {}
+_cache: Dict[Tuple[type, Tuple[type, ...]], Callable[[Any], str]] = {}
 
 
 def encoder(cls: type, nested: Sequence[type] = ()) -> Callable[[Any], str]:
@@ -108,7 +108,8 @@ def encoder(cls: type, nested: Sequence[type] = ()) -> Callable[[Any], str]:
     ``nested`` names the record classes its fields may hold (``Optional[X]`` or
     ``List[X]``); each gets its own encoder.
     """
-    found = _cache.get(cls)
+    key = (cls, tuple(nested))
+    found = _cache.get(key)
     if found is not None:
         return found
     names = {c.__name__: c for c in nested}
@@ -147,7 +148,7 @@ def encoder(cls: type, nested: Sequence[type] = ()) -> Callable[[Any], str]:
            f"    return f'''{{{{{body}}}}}'''\n")
     exec(compile(src, f"<json encoder of {cls.__name__}>", "exec"), env)
     fn: Callable[[Any], str] = env["encode"]
-    _cache[cls] = fn
+    _cache[key] = fn
     return fn
 
 
