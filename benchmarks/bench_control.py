@@ -10,6 +10,9 @@ Prints medians and ratios and writes JSON to stdout and
 benchmarks/results/bench_control.json.
 
     python benchmarks/bench_control.py [--rounds N]
+
+Measures the ``mptcp`` that ``import mptcp`` finds (the installed package, or
+``PYTHONPATH=src`` after an in-place build) and says which.
 """
 
 from __future__ import annotations
@@ -24,10 +27,11 @@ import sys
 import time
 from typing import Any
 
-HERE = os.path.dirname(os.path.abspath(__file__))
-sys.path.insert(0, os.path.join(HERE, "..", "src"))
+import _which
 
-import mptcp  # noqa: E402
+HERE = os.path.dirname(os.path.abspath(__file__))
+mptcp = _which.load()
+
 from mptcp._lab import IPPROTO_MPTCP, Lab  # noqa: E402
 
 
@@ -82,6 +86,7 @@ def _measure(lab: Lab, rounds: int, mport: int, tport: int) -> dict[str, object]
         "benchmark": "bench_control",
         "kernel": platform.release(),
         "python": platform.python_version(),
+        "mptcp": _which.describe(mptcp),
         "rounds": rounds,
         "timed_rounds": len(res["open"]),
         "joins_rejected_by_peer": res["rejected"],
@@ -99,6 +104,7 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--rounds", type=int, default=200)
     args = ap.parse_args()
+    print(_which.describe(mptcp), flush=True)
     out = run(args.rounds)
     print(f"open_sub  median {out['open_sub_median_us']:8.1f} us")
     print(f"connect() median {out['connect_median_us']:8.1f} us")

@@ -4,8 +4,8 @@
 No draft-API kernel exists here, so both sides run against the LD_PRELOAD test
 double (``tests/draftkernel/draft_double.c``), which answers each draft option with
 one real ``getsockopt`` on the socket (its classification) plus its own table
-lookup: both sides pay exactly the same double. Method as ``bench_read.py``
-(``docs/lab-notes.md``, Benchmarks): a C loop (``gcc -O2``, compiled from the source
+lookup: both sides pay exactly the same double. Method as ``bench_read.py``:
+a C loop (``gcc -O2``, compiled from the source
 below) makes the same calls with the same buffer sizes on the same fd, rounds are
 interleaved (C, library, C, library, ...), and the median of the per-round ratios
 (library time per call / C time per call) is reported.
@@ -40,9 +40,10 @@ import time
 from pathlib import Path
 from typing import Any, Callable, Dict, List, Optional
 
+import _which
+
 HERE = Path(__file__).resolve().parent
 REPO = HERE.parent
-SRC = REPO / "src"
 DEFAULT_JSON = HERE / "results" / "bench_draft.json"
 
 C_SOURCE = r"""
@@ -101,12 +102,8 @@ int64_t loop_sub_tuple(int fd, int id, long n)
 # Parent: build, spawn, report
 # --------------------------------------------------------------------------------
 def _pkg_root() -> str:
-    """Benchmark the working tree, not whatever copy may be installed."""
-    if (SRC / "mptcp").is_dir():
-        return str(SRC)
-    import mptcp
-
-    return str(Path(mptcp.__file__).resolve().parents[1])
+    """Where the mptcp that ``import mptcp`` finds lives: the child imports the same."""
+    return str(Path(_which.load().__file__).resolve().parents[1])
 
 
 def build_cloop(outdir: Path) -> Path:
@@ -123,6 +120,7 @@ def build_cloop(outdir: Path) -> Path:
 def bench_draft(rounds: int = 15, calls: int = 20_000,
                 json_path: Optional[Path] = DEFAULT_JSON) -> Dict[str, Any]:
     """Run the benchmark in a child under the double; print and return the results."""
+    print(_which.describe(_which.load()), flush=True)
     if str(REPO) not in sys.path:
         sys.path.insert(0, str(REPO))
     from tests.draftkernel.build import build_double, child_env

@@ -14,8 +14,10 @@ entries for orientation.
 
     python benchmarks/bench_import.py [--rounds 40] [--json PATH]
 
-Run from the repository (``src/`` is put on PYTHONPATH when it holds a built core)
-or against an installed ``mptcp``.
+Measures the ``mptcp`` that ``import mptcp`` finds with this interpreter and
+environment (the installed package, or ``PYTHONPATH=src`` after an in-place build)
+and says which; the interpreters start in ``benchmarks/``, so the current directory
+cannot change which one is found.
 """
 
 from __future__ import annotations
@@ -31,7 +33,10 @@ import time
 from pathlib import Path
 from typing import Dict, List
 
-ROOT = Path(__file__).resolve().parent.parent
+import _which
+
+HERE = Path(__file__).resolve().parent
+ROOT = HERE.parent
 TARGET_MS = 30.0
 # Must not be imported by ``import mptcp``: each is loaded by the piece that needs it.
 MUST_BE_LAZY = [
@@ -42,28 +47,25 @@ MUST_BE_LAZY = [
 
 
 def _env() -> Dict[str, str]:
-    env = dict(os.environ)
-    if any((ROOT / "src" / "mptcp").glob("_mptcp*.so")):
-        env["PYTHONPATH"] = str(ROOT / "src") + (os.pathsep + env["PYTHONPATH"] if env.get("PYTHONPATH") else "")
-    return env
+    return dict(os.environ)
 
 
 def _time_once(code: str, env: Dict[str, str]) -> float:
     t0 = time.perf_counter_ns()
-    subprocess.run([sys.executable, "-c", code], env=env, check=True)
+    subprocess.run([sys.executable, "-c", code], env=env, check=True, cwd=HERE)
     return (time.perf_counter_ns() - t0) / 1e6
 
 
 def _loaded(code: str, env: Dict[str, str]) -> List[str]:
     out = subprocess.run(
         [sys.executable, "-c", f"{code}\nimport sys\nprint('\\n'.join(sorted(sys.modules)))"],
-        env=env, check=True, capture_output=True, text=True).stdout
+        env=env, check=True, capture_output=True, text=True, cwd=HERE).stdout
     return out.split()
 
 
 def _importtime_top(env: Dict[str, str], n: int = 8) -> List[str]:
     err = subprocess.run([sys.executable, "-X", "importtime", "-c", "import socket; import mptcp"],
-                         env=env, check=True, capture_output=True, text=True).stderr
+                         env=env, check=True, capture_output=True, text=True, cwd=HERE).stderr
     rows = []
     seen_socket = False
     for line in err.splitlines():
@@ -85,6 +87,7 @@ def main() -> int:
     parser.add_argument("--rounds", type=int, default=40)
     parser.add_argument("--json", help="also write the results as JSON to this path")
     args = parser.parse_args()
+    print(_which.describe(_which.load()), flush=True)
     env = _env()
 
     import_socket, import_mptcp = "import socket", "import mptcp"
@@ -103,7 +106,7 @@ def main() -> int:
     extra = sorted(set(_loaded("import socket; import mptcp", env)) - set(_loaded("import socket", env)))
     eager = [m for m in MUST_BE_LAZY if m in extra]
     where = subprocess.run([sys.executable, "-c", "import mptcp; print(mptcp.__file__)"],
-                           env=env, check=True, capture_output=True, text=True).stdout.strip()
+                           env=env, check=True, capture_output=True, text=True, cwd=HERE).stdout.strip()
 
     print(f"python {platform.python_version()} ({sys.executable}); mptcp from {where}")
     print(f"{args.rounds} interleaved rounds, wall time of a fresh interpreter:")

@@ -1,13 +1,18 @@
 #!/usr/bin/env python3
 """Read-path benchmark: the library's calls against a C loop of the same syscalls.
 
-Method (``docs/lab-notes.md``, Benchmarks): a real two-subflow MPTCP connection in
+Method: a real two-subflow MPTCP connection in
 a private namespace lab; a C baseline (``benchmarks/cbaseline.c``, ``gcc -O2``)
 makes the same ``getsockopt`` with the same header and buffer sizes on the same fd;
 rounds are interleaved (C, library, C, library, ...) and the median of the per-round
 ratios (library calls/s divided by C calls/s) is reported.
 
-    sudo python benchmarks/bench_read.py [--rounds N] [--calls N] [--json PATH]
+    python benchmarks/bench_read.py [--rounds N] [--calls N] [--json PATH]   (as root)
+
+It measures the ``mptcp`` that ``import mptcp`` finds (``pip install .``, or
+``PYTHONPATH=src`` after ``python setup.py build_ext --inplace``) and says which; it
+builds the C baseline (and, for ``--draft``, the draft-kernel double of
+``tests/draftkernel``) with gcc from the repository's sources.
 
 Pairs (library call vs C loop):
 
@@ -52,17 +57,17 @@ import time
 from pathlib import Path
 from typing import Any, Callable, Dict, List, Optional
 
+import _which
+
 HERE = Path(__file__).resolve().parent
 REPO = HERE.parent
-SRC = REPO / "src"
-INCLUDE = REPO / "include"
+INCLUDE = REPO / "include"  # the C baseline is built from the repository's header
 DEFAULT_JSON = HERE / "results" / "bench_read.json"
 
-# Benchmark the working tree, not whatever copy may be installed.
-if (SRC / "mptcp").is_dir() and str(SRC) not in sys.path:
-    sys.path.insert(0, str(SRC))
-
-import mptcp  # noqa: E402
+# The mptcp that `import mptcp` finds: the installed package, or an in-place
+# build with PYTHONPATH=src. Never src/ by itself: without a built core it does
+# not import.
+mptcp = _which.load()
 from mptcp import _mptcp as core  # noqa: E402
 from mptcp._lab import IPPROTO_MPTCP, Lab  # noqa: E402
 
@@ -300,7 +305,7 @@ def run_variants(lib: ctypes.CDLL, sock: socket.socket, poller: Any, calls: int,
         ("core.info_errno(fd) (MPTCP_INFO, no record)", loop1(core.info_errno, fd)),
         ("sock.getsockopt(284, 1, 96)", loop_stdlib(sock)),
         ("sock.fileno()", loop0(sock.fileno)),
-        ("mptcp._backend.fileno(sock)", loop1(mptcp._backend.fileno, sock)),
+        ("core.fileno(sock) (the fd coercion)", loop1(core.fileno, sock)),
     ]
     samples: Dict[str, List[float]] = {name: [] for name, _ in variants}
     for _, run in variants:
@@ -367,6 +372,7 @@ def main(argv: Optional[List[str]] = None) -> int:
         print("bench_read.py needs root (it builds network namespaces)", file=sys.stderr)
         return 2
 
+    print(_which.describe(mptcp), flush=True)
     started = time.monotonic()
     lib = build_baseline()
     with Lab(endpoint=True) as lab, lab.sink_process(IPPROTO_MPTCP) as (port,):
@@ -453,7 +459,7 @@ def main(argv: Optional[List[str]] = None) -> int:
 # double's table lookup, on both sides). Printed here in this file's table style:
 # calls/s per side and ratio = library calls/s / C calls/s (median of interleaved
 # rounds; bench_draft reports the inverse, library time / C time). No target: the
-# issue asks for the ratio to be quoted. Needs gcc, not root.
+# ratio is quoted for information. Needs gcc, not root.
 #
 #     python benchmarks/bench_read.py --draft         # read-path benchmark, then draft
 #     python benchmarks/bench_read.py --draft-only    # draft section only
@@ -476,6 +482,7 @@ def run_draft_section(rounds: int, calls: int, json_path: Optional[Path] = DRAFT
     import contextlib
     import io
 
+    print(_which.describe(mptcp), flush=True)
     started = time.monotonic()
     quiet = io.StringIO()  # bench_draft prints its own (inverse-ratio) table: keep ours only
     with contextlib.redirect_stdout(quiet):

@@ -39,12 +39,11 @@ import time
 from pathlib import Path
 from typing import Any, Dict, List
 
-HERE = Path(__file__).resolve().parent
-REPO_SRC = (HERE.parent / "src").resolve()
-# Whatever runs this script, never measure the source tree.
-sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() not in (HERE, REPO_SRC)]
+import _which
 
-import mptcp  # noqa: E402
+HERE = Path(__file__).resolve().parent
+mptcp = _which.load()
+
 from mptcp import _recording  # noqa: E402
 from mptcp.diag import connections  # noqa: E402
 from mptcp._lab import IPPROTO_MPTCP, Lab  # noqa: E402
@@ -129,10 +128,7 @@ def main() -> int:
     if os.geteuid() != 0:
         print("bench_record needs root (network namespaces)", file=sys.stderr)
         return 1
-    if REPO_SRC in Path(mptcp.__file__).resolve().parents:
-        print(f"bench_record measures the installed package, not {REPO_SRC}: pip install . first",
-              file=sys.stderr)
-        return 1
+    print(_which.describe(mptcp), flush=True)
     sizes = sorted(int(x) for x in args.sizes.split(","))
     intervals = [float(x) for x in args.intervals.split(",")]
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
@@ -143,7 +139,6 @@ def main() -> int:
 
     results: List[Dict[str, Any]] = []
     clients: List[socket.socket] = []
-    print(f"mptcp {mptcp.__version__} from {Path(mptcp.__file__).parent}")
     with Lab(prefix="mptcpbench", ipv6=False) as lab, lab.sink_process(IPPROTO_MPTCP) as (port,), \
             tempfile.TemporaryDirectory() as tmp:
         try:

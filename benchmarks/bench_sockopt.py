@@ -42,8 +42,11 @@ import time
 from pathlib import Path
 from typing import Any, Iterator, Optional
 
-import mptcp
-from mptcp._lab import IPPROTO_MPTCP, Lab
+import _which
+
+mptcp = _which.load()
+
+from mptcp._lab import IPPROTO_MPTCP, Lab  # noqa: E402
 
 HERE = Path(__file__).resolve().parent
 REPO = HERE.parent
@@ -243,12 +246,12 @@ def main(argv: Optional[list[str]] = None) -> int:
     args = ap.parse_args(argv)
     if os.geteuid() != 0:
         raise SystemExit("bench_sockopt needs root (namespaces, BPF)")
+    print(_which.describe(mptcp), flush=True)
     sockets = [int(x) for x in args.sockets.split(",")]
     if threading.active_count() != 1:
         raise SystemExit("the measuring process must have one Python thread")
     print(f"mptcp per-subflow options benchmark: kernel {platform.release()}, Python "
-          f"{platform.python_version()}, {os.cpu_count()} CPUs; mptcp from "
-          f"{Path(mptcp.__file__).parent}")
+          f"{platform.python_version()}, {os.cpu_count()} CPUs")
     lib = build_baseline()
     results = {"kernel": platform.release(), "mptcp": str(Path(mptcp.__file__).parent),
                "tables": [run_table(lib, small, sockets, args.rounds, args.calls)

@@ -1,19 +1,28 @@
 #!/usr/bin/env python3
-"""Benchmark of the system-wide view: mptcp.connections() against ``ss -tiMnH``.
+"""Benchmark of the system-wide view: mptcp.connections() and ``mptcp ls`` against ``ss -tiMnH``.
 
 Builds a private two-path lab (root needed), opens N MPTCP connections that each get
 a second subflow from the lab's in-kernel endpoint, and times, interleaved in the
 same run and the same client namespace:
 
 - ``ss``:   one run of ``ss -tiMnH`` (the C tool; forked from a thread inside the
-            namespace, output to /dev/null), wall time including process start;
-- ``lib``:  ``mptcp.connections()`` (two MPTCP dumps, two TCP dumps, records built);
+            namespace, its output read from a pipe), wall time including process start;
+- ``lib``:  ``mptcp.connections()`` in this process (two MPTCP dumps, two TCP
+            dumps, records built);
+- ``ls json`` / ``ls text``: the command as a user runs it, ``python -m mptcp ls
+            --json`` and ``python -m mptcp ls``, as processes started like ``ss``
+            (and ``mptcp ls --json``, the console script, when it is installed
+            next to the interpreter: ``script_json``);
+- ``pass``: ``python -c pass``, the interpreter's own start-up, the floor of any
+            Python command;
 - ``spawn``: starting a trivial process (``true``) the same way, to show how much of
             ss's time is process start rather than work.
 
-N = 100, 1,000 and 5,000 (each connection is 2 client + 2 server subflows). Prints
-medians and the median of per-round ratios ss/lib (> 1: the library is faster) and
-writes benchmarks/results/bench_system.json.
+Target: at 1,000 connections ``ls --json`` takes at most twice ``ss -tiMnH``'s
+time. N = 100, 1,000 and 5,000 (each connection is 2 client + 2 server subflows).
+Prints medians and the median of per-round ratios and writes
+benchmarks/results/bench_system.json. Measures the ``mptcp`` that ``import mptcp``
+finds (the installed one; ``PYTHONPATH=src`` for an in-place build) and says which.
 
     python benchmarks/bench_system.py [--sizes 100,1000,5000] [--rounds 15]
 """
@@ -32,14 +41,22 @@ import sys
 import threading
 import time
 from pathlib import Path
-from typing import Any, Dict, List
+from typing import Any, Callable, Dict, List
+
+import _which
 
 HERE = Path(__file__).resolve().parent
-sys.path.insert(0, str(HERE.parent / "src"))
+mptcp = _which.load()
 
-import mptcp  # noqa: E402
 from mptcp import diag  # noqa: E402
 from mptcp._lab import Lab  # noqa: E402
+
+TARGET_LS_OVER_SS = 2.0
+LS_JSON = [sys.executable, "-m", "mptcp", "ls", "--json"]
+LS_TEXT = [sys.executable, "-m", "mptcp", "ls"]
+PASS = [sys.executable, "-c", "pass"]
+# The console script pip installs next to the interpreter: what a user types.
+SCRIPT = Path(sys.executable).with_name("mptcp")
 
 
 class Acceptor:
@@ -99,16 +116,20 @@ def mptcp_proto() -> int:
     return 262
 
 
-def _timed_ss() -> float:
+def _timed(argv: List[str]) -> float:
     t0 = time.perf_counter()
-    subprocess.run(["ss", "-tiMnH"], stdout=subprocess.DEVNULL, check=True)
+    subprocess.run(argv, stdout=subprocess.DEVNULL, check=True, cwd=HERE)
     return time.perf_counter() - t0
 
 
-def _timed_spawn() -> float:
+def _timed_piped(argv: List[str]) -> float:
+    # The output read to the end from a pipe, as a user's tool would.
     t0 = time.perf_counter()
-    subprocess.run(["true"], stdout=subprocess.DEVNULL, check=True)
-    return time.perf_counter() - t0
+    out = subprocess.run(argv, stdout=subprocess.PIPE, check=True, cwd=HERE).stdout
+    dt = time.perf_counter() - t0
+    if not out:
+        raise RuntimeError(f"{' '.join(argv)} printed nothing")
+    return dt
 
 
 def _timed_lib() -> float:
@@ -117,28 +138,45 @@ def _timed_lib() -> float:
     return time.perf_counter() - t0
 
 
+ROWS: Dict[str, Callable[[], float]] = {
+    "ss": lambda: _timed_piped(["ss", "-tiMnH"]),
+    "lib": _timed_lib,
+    "ls_json": lambda: _timed_piped(LS_JSON),
+    "ls_text": lambda: _timed_piped(LS_TEXT),
+    **({"script_json": lambda: _timed_piped([str(SCRIPT), "ls", "--json"])}
+       if SCRIPT.exists() else {}),
+    "pass": lambda: _timed(PASS),
+    "spawn": lambda: _timed(["true"]),
+}
+
+
 def measure(lab: Lab, n: int, rounds: int) -> Dict[str, Any]:
     ns = lab.client_ns
     conns = lab.run_in(ns, diag.connections)
     subs = sum(len(c.subflows) for c in conns)
-    for fn in (_timed_ss, _timed_lib, _timed_spawn):  # warm up
+    listed = json.loads(lab.run_in(ns, lambda: subprocess.run(
+        LS_JSON, stdout=subprocess.PIPE, check=True).stdout))
+    if len(listed) < len(conns):
+        raise RuntimeError(f"mptcp ls --json listed {len(listed)} connections, "
+                           f"connections() {len(conns)}")
+    for fn in ROWS.values():  # warm up (page cache, .pyc files)
         lab.run_in(ns, fn)
-    ss_t, lib_t, spawn_t, ratios = [], [], [], []
+    times: Dict[str, List[float]] = {k: [] for k in ROWS}
+    ratios: Dict[str, List[float]] = {"ss_over_lib": [], "ls_json_over_ss": [], "ls_text_over_ss": []}
     for _ in range(rounds):
-        a = lab.run_in(ns, _timed_ss)
-        b = lab.run_in(ns, _timed_lib)
-        c = lab.run_in(ns, _timed_spawn)
-        ss_t.append(a)
-        lib_t.append(b)
-        spawn_t.append(c)
-        ratios.append(a / b)
+        got = {k: lab.run_in(ns, fn) for k, fn in ROWS.items()}
+        for k, v in got.items():
+            times[k].append(v)
+        ratios["ss_over_lib"].append(got["ss"] / got["lib"])
+        ratios["ls_json_over_ss"].append(got["ls_json"] / got["ss"])
+        ratios["ls_text_over_ss"].append(got["ls_text"] / got["ss"])
+        if "script_json" in got:
+            ratios.setdefault("script_json_over_ss", []).append(got["script_json"] / got["ss"])
     return {
         "connections": len(conns), "subflows": subs, "target": n, "rounds": rounds,
-        "ss_ms": statistics.median(ss_t) * 1e3,
-        "lib_ms": statistics.median(lib_t) * 1e3,
-        "spawn_ms": statistics.median(spawn_t) * 1e3,
-        "ratio_ss_over_lib": statistics.median(ratios),
-        "lib_us_per_connection": statistics.median(lib_t) * 1e6 / max(len(conns), 1),
+        **{f"{k}_ms": statistics.median(v) * 1e3 for k, v in times.items()},
+        **{f"ratio_{k}": statistics.median(v) for k, v in ratios.items()},
+        "lib_us_per_connection": statistics.median(times["lib"]) * 1e6 / max(len(conns), 1),
     }
 
 
@@ -148,6 +186,7 @@ def main() -> int:
     ap.add_argument("--rounds", type=int, default=15)
     ap.add_argument("--json", default=str(HERE / "results" / "bench_system.json"))
     args = ap.parse_args()
+    print(_which.describe(mptcp), flush=True)
     if os.geteuid() != 0:
         print("bench_system needs root (network namespaces)", file=sys.stderr)
         return 1
@@ -168,24 +207,33 @@ def main() -> int:
         acc = Acceptor(lab)
         try:
             print(f"{'conns':>6} {'subflows':>8} {'setup s':>8} {'ss ms':>8} {'lib ms':>8} "
-                  f"{'spawn ms':>8} {'ss/lib':>7}")
+                  f"{'ls json':>8} {'ls text':>8} {'pass ms':>8} {'spawn ms':>8} {'ss/lib':>7} "
+                  f"{'json/ss':>7} {'text/ss':>7}")
             for n in sizes:
                 setup = grow(lab, acc, clients, n)
                 r = measure(lab, n, args.rounds)
                 r["setup_s"] = setup
                 results.append(r)
                 print(f"{r['connections']:>6} {r['subflows']:>8} {setup:>8.1f} {r['ss_ms']:>8.2f} "
-                      f"{r['lib_ms']:>8.2f} {r['spawn_ms']:>8.2f} {r['ratio_ss_over_lib']:>7.2f}",
+                      f"{r['lib_ms']:>8.2f} {r['ls_json_ms']:>8.2f} {r['ls_text_ms']:>8.2f} "
+                      f"{r['pass_ms']:>8.2f} {r['spawn_ms']:>8.2f} {r['ratio_ss_over_lib']:>7.2f} "
+                      f"{r['ratio_ls_json_over_ss']:>7.2f} {r['ratio_ls_text_over_ss']:>7.2f}",
                       flush=True)
+                if "script_json_ms" in r:
+                    print(f"{'':>6} console script 'mptcp ls --json': {r['script_json_ms']:.2f} ms, "
+                          f"{r['ratio_script_json_over_ss']:.2f} x ss", flush=True)
         finally:
             for s in clients:
                 s.close()
             acc.close()
     out = {
-        "benchmark": "connections() vs ss -tiMnH",
+        "benchmark": "connections() and mptcp ls vs ss -tiMnH",
         "kernel": platform.release(), "python": platform.python_version(),
-        "mptcp": getattr(mptcp, "__version__", None), "cpus": os.cpu_count(),
-        "note": "ss includes process start (see spawn_ms); medians over interleaved rounds",
+        "mptcp": getattr(mptcp, "__version__", None), "mptcp_path": mptcp.__file__,
+        "cpus": os.cpu_count(),
+        "note": "ss and ls include process start (see pass_ms, spawn_ms); medians over "
+                "interleaved rounds",
+        "target_ls_json_over_ss_at_1000": TARGET_LS_OVER_SS,
         "results": results,
     }
     path = Path(args.json)

@@ -102,9 +102,13 @@ DEF BC_D_EQ = 12
 
 # TCP states: 1 ESTABLISHED .. 12 NEW_SYN_RECV
 DEF ST_SYN_RECV = 3
+DEF ST_FIN_WAIT1 = 4
+DEF ST_FIN_WAIT2 = 5
 DEF ST_TIME_WAIT = 6
 DEF ST_CLOSE = 7
+DEF ST_LAST_ACK = 9
 DEF ST_LISTEN = 10
+DEF ST_CLOSING = 11
 DEF ST_NEW_SYN_RECV = 12
 DEF ST_ALL = 0x1ffe
 
@@ -136,6 +140,14 @@ DIAG_SUBFLOW_FIELDS = (
 # TIME_WAIT and SYN_RECV (request sockets and time-wait sockets are no subflows).
 DIAG_STATES_CONNECTED = ST_ALL & ~((1 << ST_LISTEN) | (1 << ST_CLOSE) | (1 << ST_TIME_WAIT)
                                    | (1 << ST_SYN_RECV) | (1 << ST_NEW_SYN_RECV))
+
+# The states a subflow is left in once its MPTCP socket closed it (tcp_close): a
+# subflow in one of them whose token matches no MPTCP socket outlives its
+# connection. One in any other state with an unknown token belongs to a connection
+# opened between the MPTCP and the TCP dump: not an orphan, left out.
+DEF ORPHAN_STATES = ((1 << ST_FIN_WAIT1) | (1 << ST_FIN_WAIT2) | (1 << ST_CLOSING)
+                     | (1 << ST_LAST_ACK))
+DIAG_STATES_ORPHAN = ORPHAN_STATES
 
 cdef type ConnectionT = tuple
 cdef type DiagSubflowT = tuple
@@ -349,6 +361,24 @@ cdef object connection_record(const DiagMsg *m):
     return rec
 
 
+cdef object orphan_record(const DiagMsg *m):
+    """The Connection entry of subflows whose MPTCP socket is gone: their token,
+    state CLOSE, no addresses, no mptcp_info, no inode."""
+    rec = new_record(ConnectionT, N_CONNECTION)
+    set_item(rec, 0, m.token_loc)
+    set_item(rec, 1, None)
+    set_item(rec, 2, None)
+    set_item(rec, 3, state_obj(ST_CLOSE))
+    set_item(rec, 4, None)
+    set_item(rec, 5, [])
+    set_item(rec, 6, [])
+    set_item(rec, 7, m.family)
+    set_item(rec, 8, 0)
+    set_item(rec, 9, m.uid)
+    set_item(rec, 10, 0)
+    return rec
+
+
 cdef inline void replace_item(object rec, Py_ssize_t i, object value):
     # Only for a record we just made and nobody else has seen.
     cdef PyObject *old = PyTuple_GET_ITEM(rec, i)
@@ -400,8 +430,10 @@ DEF MODE_LOOKUP = 2        # find one subflow by exact 4-tuple
 cdef class DiagCollector:
     cdef int mode
     cdef bint listening
+    cdef bint orphans
     cdef list out
     cdef dict by_token
+    cdef dict orphan_by_token
     # MODE_LOOKUP
     cdef uint8_t family
     cdef uint16_t sport, dport   # network order
@@ -412,6 +444,7 @@ cdef class DiagCollector:
     def __cinit__(self):
         self.out = []
         self.by_token = {}
+        self.orphan_by_token = {}
         self.found = None
 
     cdef int feed(self, int kind, const uint8_t *p, size_t n) except -1:
@@ -435,7 +468,14 @@ cdef class DiagCollector:
             return 0
         cdef PyObject *conn = PyDict_GetItem(self.by_token, m.token_loc)
         if conn == NULL:
-            return 0
+            if not self.orphans or m.state > ST_NEW_SYN_RECV or not ((1 << m.state) & ORPHAN_STATES):
+                return 0
+            conn = PyDict_GetItem(self.orphan_by_token, m.token_loc)
+            if conn == NULL:
+                rec = orphan_record(&m)
+                self.out.append(rec)
+                PyDict_SetItem(self.orphan_by_token, rec[0], rec)
+                conn = <PyObject *>rec
         pair = subflow_records(&m)
         conn_rec = <object>conn
         (<list>conn_rec[5]).append(pair[0])
@@ -611,7 +651,7 @@ cdef int diag_dump(int fd, uint32_t seq, const uint8_t *req, size_t reqlen, Diag
             return 0
 
 
-cdef object run_connections(bint listening, str call):
+cdef object run_connections(bint listening, bint orphans, str call):
     cdef uint8_t req[128]
     cdef size_t reqlen
     cdef uint32_t states = DIAG_STATES_CONNECTED
@@ -628,6 +668,7 @@ cdef object run_connections(bint listening, str call):
         c = DiagCollector()
         c.mode = MODE_CONNECTIONS
         c.listening = listening
+        c.orphans = orphans
         truncated = 0
         fd = diag_open(call)
         try:
@@ -637,7 +678,8 @@ cdef object run_connections(bint listening, str call):
                 truncated = diag_dump(fd, seq, req, reqlen, b, c, KIND_MPTCP, call)
                 if truncated:
                     break
-            if not truncated and c.by_token:
+            # Without a connection, only orphans can be among the TCP sockets.
+            if not truncated and (c.by_token or orphans):
                 for fam_i in range(2):
                     seq += 1
                     reqlen = build_request(req, seq, families[fam_i], IPPROTO_TCP_, 0,
@@ -652,9 +694,10 @@ cdef object run_connections(bint listening, str call):
     raise_errno(EMSGSIZE, call, -1)
 
 
-def diag_connections(bint listening=False):
-    """Every MPTCP connection of the calling thread's netns, subflows grouped by token."""
-    return run_connections(listening, "connections")
+def diag_connections(bint listening=False, bint orphans=False):
+    """Every MPTCP connection of the calling thread's netns, subflows grouped by token
+    (with orphans, also entries for closing subflows whose MPTCP socket is gone)."""
+    return run_connections(listening, orphans, "connections")
 
 
 def diag_subflow(int family, const unsigned char[:] src not None, int sport,
@@ -734,10 +777,11 @@ def decode_diag_messages(const unsigned char[:] data not None, bint tcp):
 
 
 def decode_diag_connections(const unsigned char[:] mptcp_data not None,
-                            const unsigned char[:] tcp_data not None):
+                            const unsigned char[:] tcp_data not None, bint orphans=False):
     """Connections from MPTCP dump bytes with subflows from TCP dump bytes (grouped)."""
     cdef DiagCollector c = DiagCollector()
     c.mode = MODE_CONNECTIONS
+    c.orphans = orphans
     walk_messages(_ptr(mptcp_data), mptcp_data.shape[0], 0, False, c, KIND_MPTCP, "decode_diag")
     walk_messages(_ptr(tcp_data), tcp_data.shape[0], 0, False, c, KIND_TCP, "decode_diag")
     return c.out

@@ -1,6 +1,6 @@
-# The draft socket API (draft-hesmans-mptcp-socket) of the research-fork kernels:
-# kernel-abi.md section 4. Included by _mptcp.pyx. Raw calls into stack buffers, the
-# GIL released around each syscall; the Python side (mptcp/_draft.py) owns policy.
+# The draft socket API (draft-hesmans-mptcp-socket) of the research-fork kernels
+# (structs and option numbers in include/mptcp_sockopt.h). Included by _mptcp.pyx. Raw calls into stack buffers, the
+# GIL released around each syscall; the Python side (mptcp/_backends/draft.py) owns policy.
 #
 # Errors go through a hook of their own (``_register_draft``): the same errno means
 # different things per call here (EINVAL is "unknown id" for GET_SUB_TUPLE but a

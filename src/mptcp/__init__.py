@@ -2,34 +2,18 @@
 
 The six calls of the draft MPTCP socket API (``get_sub_ids``, ``get_sub_tuple``,
 ``open_sub``, ``close_sub``, ``get_sub_sockopt_int``, ``set_sub_sockopt_int``) work
-on the upstream Linux kernel and, through a second backend, on the draft-API
-research kernels. Beyond them: ``info``, ``subflows``, ``Poller``, path manager
-control, events and a system-wide view (upstream kernels).
+on the upstream Linux kernel; a second backend speaks the draft-API research
+kernels' options (verified against the project's test double of such a kernel, as
+none is available). Beyond them: ``info``, ``subflows``, ``Poller``, one subflow's
+socket options, path manager control, events, a system-wide view and recorded
+experiments (upstream kernels).
 """
 
-from typing import Any
-
-from ._api import (
-    Poller,
-    backend,
-    close_sub,
-    get_sub_ids,
-    get_sub_sockopt,
-    get_sub_sockopt_int,
-    get_sub_tuple,
-    get_subflow_sockopt,
-    info,
-    is_mptcp,
-    open_sub,
-    set_sub_prio,
-    set_sub_sockopt,
-    set_sub_sockopt_int,
-    set_subflow_sockopt,
-    subflow,
-    subflow_options,
-    subflows,
-    unload_sockopt_program,
-)
+# The records and errors load with the package (the compiled core fills records
+# registered at their import); the calls load on first use (PEP 562), so
+# ``import mptcp`` stays cheap and a program (or ``mptcp ls``) pays only for the
+# layers it calls: connections() never loads the seed calls' backends. A type
+# checker sees the real names.
 from ._errors import (
     EventsLostError,
     KernelTooOldError,
@@ -60,28 +44,67 @@ from ._records import (
     SubflowStatus,
     TCPState,
 )
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from ._api import (
+        Poller,
+        backend,
+        close_sub,
+        get_sub_ids,
+        get_sub_sockopt,
+        get_sub_sockopt_int,
+        get_sub_tuple,
+        get_subflow_sockopt,
+        info,
+        is_mptcp,
+        open_sub,
+        set_sub_prio,
+        set_sub_sockopt,
+        set_sub_sockopt_int,
+        set_subflow_sockopt,
+        subflow,
+        subflow_options,
+        subflows,
+        unload_sockopt_program,
+    )
+    from ._events import events
+    from ._plot import plot
+    from ._recording import Recording, record
+    from .diag import connections
+    from .pm import PathManager
+
 from ._version import __version__
 
-# The path manager, the system-wide view, events and recordings load on first use.
 _LAZY = {
-    "PathManager": ("pm", "PathManager"),
-    "connections": ("diag", "connections"),
-    "events": ("_events", "events"),
-    "record": ("_recording", "record"),
-    "Recording": ("_recording", "Recording"),
-    "plot": ("_plot", "plot"),
+    **dict.fromkeys(
+        ["Poller", "backend", "close_sub", "get_sub_ids", "get_sub_sockopt",
+         "get_sub_sockopt_int", "get_sub_tuple", "get_subflow_sockopt", "info", "is_mptcp",
+         "open_sub", "set_sub_prio", "set_sub_sockopt", "set_sub_sockopt_int",
+         "set_subflow_sockopt", "subflow", "subflow_options", "subflows",
+         "unload_sockopt_program"], "_api"),
+    "PathManager": "pm",
+    "connections": "diag",
+    "events": "_events",
+    "record": "_recording",
+    "Recording": "_recording",
+    "plot": "_plot",
 }
 
 
-def __getattr__(name: str) -> Any:
-    if name in _LAZY:
-        import importlib
+def __getattr__(name: str) -> object:
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module 'mptcp' has no attribute {name!r}")
+    import importlib
 
-        module, attr = _LAZY[name]
-        value = getattr(importlib.import_module(f".{module}", __name__), attr)
-        globals()[name] = value
-        return value
-    raise AttributeError(f"module 'mptcp' has no attribute {name!r}")
+    value = getattr(importlib.import_module(f".{module}", __name__), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(__all__))
 
 
 __all__ = [

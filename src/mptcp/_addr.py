@@ -49,12 +49,15 @@ def same_host(text: str, host: Host) -> bool:
     return text == host.text or (host.family == socket.AF_INET and text == "::ffff:" + host.text)
 
 
-def hostport(addr: Optional[Tuple[str, int]]) -> str:
-    """``host:port``, with IPv6 hosts in brackets (as ``ss`` prints them); ``-`` for None."""
+def hostport(addr: Optional[Tuple[str, int]], dev: Optional[str] = None) -> str:
+    """``host:port``, with IPv6 hosts in brackets and a device binding as
+    ``host%dev:port`` (as ``ss`` prints them); ``-`` for None."""
     if addr is None:
         return "-"
     host, port = addr
-    return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+    if ":" in host:
+        host = f"[{host}]"
+    return f"{host}%{dev}:{port}" if dev else f"{host}:{port}"
 
 
 def token_hex(token: Optional[int]) -> str:

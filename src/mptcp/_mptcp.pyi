@@ -38,6 +38,7 @@ SIZEOF_MPTCP_INFO: int
 SIZEOF_SUBFLOW_ADDRS: int
 SIZEOF_FULL_INFO: int
 DIAG_STATES_CONNECTED: int
+DIAG_STATES_ORPHAN: int
 DRAFT_STATUS_MASK: int
 
 class abi:
@@ -133,13 +134,15 @@ def decode_diag_messages(data: ReadableBuffer, tcp: Literal[False]) -> list[Conn
 def decode_diag_messages(
     data: ReadableBuffer, tcp: Literal[True]
 ) -> list[tuple[SubflowInfo, DiagSubflow]]: ...
-def decode_diag_connections(mptcp_data: ReadableBuffer, tcp_data: ReadableBuffer) -> list[Connection]: ...
+def decode_diag_connections(
+    mptcp_data: ReadableBuffer, tcp_data: ReadableBuffer, orphans: bool = False
+) -> list[Connection]: ...
 def diag_request(
     family: int, mptcp: bool, states: int, seq: int = 1, bytecode: ReadableBuffer | None = None
 ) -> bytes: ...
 
 # ---- sock_diag ---------------------------------------------------------------------
-def diag_connections(listening: bool = False) -> list[Connection]: ...
+def diag_connections(listening: bool = False, orphans: bool = False) -> list[Connection]: ...
 def diag_subflow(
     family: int, src: ReadableBuffer, sport: int, dst: ReadableBuffer, dport: int
 ) -> tuple[int, int, int, int] | None: ...

@@ -17,7 +17,7 @@ on the connection's own socket), so the ``subflow`` column is empty for the rows
 gives; a subflow is identified by its ``token``, ``local`` and ``remote``, and its
 path manager address ids are in ``loc_id``/``rem_id``.
 
-Files (see RECORD.md for the columns): ``FILE`` holds the samples as CSV, one
+Files (the README's "Recording an experiment" documents the columns): ``FILE`` holds the samples as CSV, one
 header row, one row per subflow per sample; ``<stem>.events.csv`` the events;
 ``<stem>.meta.json`` the start's wall-clock time, the interval, the kernel and the
 counts of late and skipped samples.

@@ -61,7 +61,7 @@ def _as_mptcp_error(err: OSError, what: str) -> MPTCPError:
     return error_from_errno(err.errno or _errno.EIO, what)
 
 
-def connections(*, listening: bool = False) -> List[Connection]:
+def connections(*, listening: bool = False, orphans: bool = False) -> List[Connection]:
     """Every MPTCP connection in the calling thread's network namespace.
 
     Two kinds of sock_diag dump (IPv4 and IPv6 each): the MPTCP sockets with
@@ -77,6 +77,19 @@ def connections(*, listening: bool = False) -> List[Connection]:
     listening
         Also list listening MPTCP sockets (``state == TCPState.LISTEN``, token 0,
         no subflows). Listeners are reported by Linux 5.19 and newer.
+    orphans
+        Also list subflows that outlive their MPTCP socket: once an application
+        closes a connection, a subflow whose FIN is not acknowledged (its path is
+        down, or its endpoint was removed) stays in FIN_WAIT1 for a while, and
+        ``ss -tiM`` lists it, although no MPTCP socket has its token any more.
+        They come after the connections, one entry per token: a
+        :class:`Connection` with ``state == TCPState.CLOSE`` (no real entry has
+        that state: closed MPTCP sockets are not listed), ``local``, ``remote``
+        and ``info`` ``None``, ``inode`` and ``if_index`` 0, and the orphaned
+        subflows in ``subflows``/``subflow_diag``. Only subflows in the states a
+        closed subflow goes through (FIN_WAIT1, FIN_WAIT2, CLOSING, LAST_ACK)
+        count: a subflow in another state with an unknown token belongs to a
+        connection opened during the call, and is left out.
 
     Returns
     -------
@@ -99,13 +112,14 @@ def connections(*, listening: bool = False) -> List[Connection]:
     (missing ones are ``None``, see :class:`MPTCPInfo`).
     """
     _args.flag("listening", listening)
+    _args.flag("orphans", orphans)
     _check_kernel()
     # Thousands of fresh records would trigger repeated full collections of objects
     # that cannot be garbage yet (25% of the time at 5,000 connections).
     gc_was_enabled = gc.isenabled()
     gc.disable()
     try:
-        return _mptcp.diag_connections(listening)
+        return _mptcp.diag_connections(listening, orphans)
     except OSError as err:
         if err.errno in (_errno.ENOENT, _errno.EPROTONOSUPPORT, _errno.EINVAL):
             raise KernelTooOldError(

@@ -14,6 +14,8 @@ name                                       type     from
 =========================================  =======  ==============================
 ``mptcp_connections``                      gauge    number of connections
 ``mptcp_connection_subflows``              gauge    subflows listed for it
+``mptcp_connection_fallback``              gauge    1 if it fell back to TCP (``ss``:
+                                                    ``fallback``), else 0
 ``mptcp_connection_bytes_sent_total``      counter  ``MPTCPInfo.bytes_sent``
 ``mptcp_connection_bytes_received_total``  counter  ``MPTCPInfo.bytes_received``
 ``mptcp_connection_bytes_acked_total``     counter  ``MPTCPInfo.bytes_acked``
@@ -117,6 +119,9 @@ class MPTCPCollector:
         n_conns.add_metric([], len(conns))
         n_subs = GaugeMetricFamily("mptcp_connection_subflows",
                                    "Subflows of the connection", labels=_CONN_LABELS)
+        fallback = GaugeMetricFamily("mptcp_connection_fallback",
+                                     "1 if the connection fell back to plain TCP, else 0",
+                                     labels=_CONN_LABELS)
         conn_ctr = {name: CounterMetricFamily(f"mptcp_connection_{name}", text, labels=_CONN_LABELS)
                     for name, _, text in _CONN_COUNTERS}
         sub_ctr = {name: CounterMetricFamily(f"mptcp_subflow_{name}", text, labels=_SUB_LABELS)
@@ -131,6 +136,8 @@ class MPTCPCollector:
         for c in conns:
             labels = [_token(c.token), hostport(c.local), hostport(c.remote)]
             n_subs.add_metric(labels, len(c.subflows))
+            if c.info is not None and c.info.fallback is not None:
+                fallback.add_metric(labels, 1 if c.info.fallback else 0)
             if c.info is not None:
                 for name, field, _ in _CONN_COUNTERS:
                     value = getattr(c.info, field)
@@ -150,6 +157,7 @@ class MPTCPCollector:
                     backup.add_metric(sl, 1 if s.backup else 0)
         yield n_conns
         yield n_subs
+        yield fallback
         yield from conn_ctr.values()
         yield from sub_ctr.values()
         yield rtt

@@ -5,7 +5,8 @@
  * No such kernel is available, so the library's draft backend is tested against
  * this double at the libc boundary: it interposes getsockopt() and setsockopt()
  * and answers the draft options (SOL_TCP 42 and 66-72) the way the fork does,
- * as documented in docs/kernel-abi.md section 4, including its error cases and
+ * as the fork's source does (each case is described where it is answered below,
+ * structs in include/mptcp_sockopt.h), including its error cases and
  * its omissions (no id returned by OPEN_SUB_TUPLE, uninitialised status bits,
  * garbage sockaddr padding, the stack overflow and the lock-up traps).
  *
@@ -413,8 +414,8 @@ static void put_sa(uint8_t *dst, const struct sockaddr_storage *ss)
 
 /*
  * The size check is per family: 1 + 2*sizeof(sockaddr_in) = 33 for an IPv4
- * subflow, 1 + 2*sizeof(sockaddr_in6) = 57 for IPv6 (kernel-abi.md:
- * "Buffer >= 1 + 2*sizeof(sockaddr_in[6])").  A 57-byte buffer always works.
+ * subflow, 1 + 2*sizeof(sockaddr_in6) = 57 for IPv6 (the fork refuses a shorter
+ * buffer with EINVAL).  A 57-byte buffer always works.
  */
 static int get_sub_tuple(struct conn *c, void *optval, socklen_t *optlen)
 {

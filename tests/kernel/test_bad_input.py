@@ -1,6 +1,7 @@
 """Bad input against every public call that takes it: the calls x input-classes matrix.
 
-Each cell names the exception class api.md promises (exact class, not a base), a
+Each cell names the exception class the README's Errors section promises (exact
+class, not a base; wrong types ``TypeError``, out-of-range values ``ValueError``), a
 pattern its message must contain so it names the problem, and then checks that the
 object the caller passed still works (send and receive), since the library must
 never close, dup or break the caller's socket.
@@ -75,7 +76,7 @@ def in_client(env: Env, fn: Callable[..., Any], *args: Any) -> Any:
 
 
 class Fd:
-    """An object with fileno() only (api.md: every call accepts one)."""
+    """An object with fileno() only (every call taking ``sock`` accepts one: README, API)."""
 
     def __init__(self, fd: int) -> None:
         self.fd = fd
@@ -220,7 +221,8 @@ NOTOKEN = (mptcp.NotMPTCPError, "not connected")
 
 
 def _expect(inp: str, call: str) -> tuple[Any, Any]:
-    """(expected exception class or ("ok", check), message pattern or errno) per api.md."""
+    """(expected exception class or ("ok", check), message pattern or errno), as the
+    README's Errors section promises."""
     if inp in ("closed_fd", "fd_-1"):
         if inp == "fd_-1" and call.startswith(("events", "PathManager")):
             return (ValueError, "token -1 is outside")  # there an int is a token

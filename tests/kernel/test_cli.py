@@ -24,7 +24,8 @@ import pytest
 import mptcp
 from mptcp import diag
 from mptcp.cli.monitor import event_json
-from mptcp._lab import Lab
+from mptcp._lab import IPPROTO_MPTCP, Lab
+from tests.outside import ss_mptcp
 
 SRC = str(Path(mptcp.__file__).resolve().parents[1])
 
@@ -71,7 +72,9 @@ def test_limits_and_endpoints_json_match_ip(lab: Lab) -> None:
 
 def test_usage_error_exits_2() -> None:
     res = _mptcp("no-such-command")
-    assert res.returncode == 2 and "usage" in res.stderr
+    assert res.returncode == 2 and res.stdout == ""
+    (line,) = res.stderr.splitlines()  # one line, for the script that ran it
+    assert line.startswith("mptcp: ") and "invalid choice: 'no-such-command'" in line
 
 
 # ---------------------------------------------------------------- ls, monitor, top
@@ -96,7 +99,11 @@ def test_ls_json_matches_connections(lab: Lab) -> None:
     (c,) = lab.run_in(ns, diag.connections)
     assert len(got) == 1 and len(got[0]["subflows"]) == len(got[0]["subflow_diag"]) == 2
     (j,) = got
-    assert j["token"] == c.token == j["info"]["token"]
+    # tokens are hex text in JSON too, as ss and ip mptcp monitor print them
+    assert j["token"] == f"{c.token:08x}" == j["info"]["token"]
+    assert {d["token"] for d in j["subflow_diag"]} == {j["token"]}
+    ss_tokens = [x["token"] for x in ss_mptcp(lab, ns)]
+    assert ss_tokens == [int(j["token"], 16)]
     assert (tuple(j["local"]), tuple(j["remote"])) == (c.local, c.remote)
     assert j["state"] == mptcp.TCPState.ESTABLISHED and j["info"]["fallback"] is False
     mine = sorted((tuple(s["local"]), tuple(s["remote"]), s["backup"], d["loc_id"], d["rem_id"], d["flags"])
@@ -113,7 +120,8 @@ def test_ls_json_matches_connections(lab: Lab) -> None:
     assert f"{c.token:08x}" in text.stdout
     for s in c.subflows:
         assert s.local is not None
-        line = next(ln for ln in text.stdout.splitlines() if f"{s.local[0]}:{s.local[1]} ->" in ln)
+        line = next(ln for ln in text.stdout.splitlines()
+                    if f" {s.local[0]}" in ln and f":{s.local[1]} ->" in ln)
         assert line.lstrip().startswith("B ") == bool(s.backup), line
 
     listening = json.loads(_mptcp("ls", "--json", "--listening", ns=lab.server_ns, timeout=30).stdout)
@@ -196,7 +204,7 @@ def test_monitor_json_matches_events(lab: Lab) -> None:
                     lib.append(event_json(ev))
 
         def mine(ls: list[str]) -> list[dict[str, Any]]:
-            return [e for e in map(json.loads, ls) if e.get("token") == token]
+            return [e for e in map(json.loads, ls) if e.get("token") == f"{token:08x}"]
 
         lines.wait(lambda ls: any(e["type"] == "CLOSED" for e in mine(ls)), 5.0, "CLOSED")
         assert mine(lines.lines) == lib
@@ -274,7 +282,7 @@ def test_top_once_json(lab: Lab, transfer: socket.socket) -> None:
     rows = snap["subflows"]
     assert sorted((tuple(r["local"]), tuple(r["remote"]), r["backup"]) for r in rows) == \
         sorted((s.local, s.remote, s.backup) for s in c.subflows)
-    assert all(r["token"] == c.token for r in rows)
+    assert all(r["token"] == f"{c.token:08x}" for r in rows)
     busiest = rows[0]
     assert busiest["backup"] is False and busiest["tx_rate"] > 100_000  # sorted by traffic
     assert busiest["local"] == list(transfer.getsockname()[:2])
@@ -349,3 +357,225 @@ def test_top_on_a_terminal(lab: Lab, transfer: socket.socket, keys: bytes,
         assert s.local is not None and s.remote is not None
         assert f"{s.local[0]}:{s.local[1]}" in text and f"{s.remote[0]}:{s.remote[1]}" in text
     assert "Traceback" not in text and "interrupted" not in text
+
+
+# ------------------------------------------------- what the command shows, against ss
+
+def _ss_raw(lab: Lab, ns: str, *args: str) -> list[list[str]]:
+    """``ss ARGS -nH`` socket lines split into fields (info lines dropped)."""
+    out = lab.sh(ns, "ss", *args, "-nH")
+    return [line.split() for line in out.splitlines() if line and not line[0].isspace()]
+
+
+def test_token_from_ls_json_selects_monitor_events(lab: Lab) -> None:
+    # A token copied from `ls --json` (or ss, with 0x) is what --token takes.
+    sock = _two_subflows(lab)
+    srv = lab.server_ns
+    (conn,) = json.loads(_mptcp("ls", "--json", ns=srv, timeout=30).stdout)
+    token = conn["token"]
+    assert isinstance(token, str) and len(token) == 8 and int(token, 16) > 0
+    (ss_conn,) = ss_mptcp(lab, srv)
+    assert ss_conn["token"] == int(token, 16)
+    procs = [_spawn(srv, "monitor", "--json", "--token", t) for t in (token, "0x" + token.upper())]
+    try:
+        readers = [_Lines(p) for p in procs]
+        # SUB_PRIORITY fires on the peer of the side that flips the flag: flip it on
+        # the client until both monitors of the server have reported one.
+        deadline = time.monotonic() + 20
+        flag = "nobackup"
+        while not all(any('"SUB_PRIORITY"' in x for x in r.lines) for r in readers):
+            assert time.monotonic() < deadline, [r.lines for r in readers]
+            for p in procs:
+                assert p.poll() is None, p.stderr and p.stderr.read()
+            lab.ip(lab.client_ns, "mptcp", "endpoint", "change", "id", "1", flag)
+            flag = "backup" if flag == "nobackup" else "nobackup"
+            for r in readers:
+                r.pump(0.2)
+        for r in readers:
+            events = [json.loads(x) for x in r.lines]
+            assert events and {e["token"] for e in events} == {token}
+    finally:
+        for p in procs:
+            p.kill()
+            p.wait()
+    sock.close()
+
+
+def test_usage_errors_for_tokens() -> None:
+    for bad, why in (("123456789", "at most 8"), ("0x", "not a token"), ("-1", "not a token"),
+                     ("dead_bee", "not a token"), ("0", "token 0")):
+        res = _mptcp("monitor", "--token", bad, timeout=30)
+        assert res.returncode == 2, (bad, res.stderr)
+        assert why in res.stderr, res.stderr
+        assert "does not fit in 32 bits" not in res.stderr
+
+
+def test_ls_text_shows_device_binding_as_ss(lab: Lab) -> None:
+    # The endpoint's subflow is bound to c2: ss prints 10.n.2.2%c2:PORT, so does ls.
+    sock = _two_subflows(lab)
+    ns = lab.client_ns
+    bound = [f[3] for f in _ss_raw(lab, ns, "-ti") if "%" in f[3]]
+    assert len(bound) == 1 and bound[0].startswith(lab.client_addrs["v4"][1] + "%c2:"), bound
+    text = _mptcp("ls", ns=ns, timeout=30)
+    assert text.returncode == 0, text.stderr
+    assert f"{bound[0]} ->" in text.stdout, text.stdout
+    sock.close()
+
+
+def test_fallback_is_marked_in_ls_and_top(lab: Lab) -> None:
+    # An MPTCP client against a plain TCP server falls back; ss says "fallback".
+    plain = lab.start_server(proto=socket.IPPROTO_TCP)
+    fell = lab.connect(port=plain.port)
+    fell.sendall(b"x" * 2000)
+    mp = lab.start_server()
+    real = lab.connect(port=mp.port)
+    real.sendall(b"x" * 2000)
+    ns = lab.client_ns
+    ss = {c["local"]: c["info"] for c in ss_mptcp(lab, ns)}
+    fell_local, real_local = fell.getsockname()[:2], real.getsockname()[:2]
+    assert "fallback" in ss[fell_local] and "fallback" not in ss[real_local]
+
+    text = _mptcp("ls", ns=ns, timeout=30).stdout.splitlines()
+    (fell_line,) = [x for x in text if f"  {fell_local[0]}:{fell_local[1]}  " in x]
+    (real_line,) = [x for x in text if f"  {real_local[0]}:{real_local[1]}  " in x]
+    assert fell_line.endswith("  fallback") and "fallback" not in real_line
+
+    res = _mptcp("top", "--once", "--interval", "0.2", ns=ns, timeout=30)
+    assert res.returncode == 0, res.stderr
+    rows = {tuple(x.split()[1].rsplit(":", 1)): x for x in res.stdout.splitlines()[2:] if x.strip()}
+    assert rows[(fell_local[0], str(fell_local[1]))].endswith("fallback")
+    assert "fallback" not in rows[(real_local[0], str(real_local[1]))]
+    snap = json.loads(_mptcp("top", "--once", "--json", "--interval", "0.2", ns=ns, timeout=30).stdout)
+    by_local = {tuple(r["local"]): r["fallback"] for r in snap["subflows"]}
+    assert by_local[fell_local] is True and by_local[real_local] is False
+    fell.close()
+    real.close()
+
+
+def test_ls_shows_subflows_that_outlive_their_connection(lab: Lab) -> None:
+    # Path 2 drops everything, the endpoint is removed: its subflow sends a FIN
+    # nobody acknowledges. Once the application closes the connection, that subflow
+    # stays in FIN-WAIT-1 without an MPTCP socket; ss -tiM lists it.
+    sock = _two_subflows(lab)
+    ns = lab.client_ns
+    token = mptcp.info(sock).token
+    lab.ip(lab.server_ns, "link", "set", "s2", "down")
+    lab.ip(ns, "mptcp", "endpoint", "del", "id", "1")
+    sock.close()
+
+    def orphan() -> Any:
+        if ss_mptcp(lab, ns):
+            return None  # the MPTCP socket is not gone yet
+        subs = [s for s in lab.ss_subflows(ns) if s["token"] == token]
+        return subs if subs and all(s["state"] == "FIN-WAIT-1" for s in subs) else None
+    (sub,) = lab.wait_for(orphan, timeout=10.0, what="a FIN-WAIT-1 subflow without its connection")
+
+    text = _mptcp("ls", ns=ns, timeout=30)
+    assert text.returncode == 0, text.stderr
+    lines = text.stdout.splitlines()
+    (head,) = [x for x in lines if x.startswith(f"{token:08x}")]
+    assert head.split()[1] == "CLOSE" and " gone " in head, text.stdout
+    local = f"{sub['local'][0]}%c2:{sub['local'][1]}"
+    (row,) = [x for x in lines if f"{local} ->" in x]
+    assert f"{sub['remote'][0]}:{sub['remote'][1]}  FIN_WAIT1" in row, row
+
+    (entry,) = json.loads(_mptcp("ls", "--json", ns=ns, timeout=30).stdout)
+    assert entry["token"] == f"{token:08x}" and entry["state"] == mptcp.TCPState.CLOSE
+    assert entry["info"] is None and entry["local"] is None
+    assert [tuple(s["local"]) for s in entry["subflows"]] == [sub["local"]]
+    assert [s["state"] for s in entry["subflows"]] == [mptcp.TCPState.FIN_WAIT1]
+
+
+def test_ls_says_when_mptcp_is_disabled(lab: Lab) -> None:
+    ns = lab.client_ns
+    lab.sh(ns, "sysctl", "-q", "-w", "net.mptcp.enabled=0")
+    res = _mptcp("ls", ns=ns, timeout=30)
+    assert res.returncode == 0, res.stderr
+    assert "MPTCP is disabled in this network namespace (net.mptcp.enabled = 0" in res.stdout
+    js = _mptcp("ls", "--json", ns=ns, timeout=30)
+    assert js.stdout.strip() == "[]" and "MPTCP is disabled" in js.stderr
+    lab.sh(ns, "sysctl", "-q", "-w", "net.mptcp.enabled=1")
+    assert _mptcp("ls", ns=ns, timeout=30).stdout.strip() == \
+        "no MPTCP connections in this network namespace"
+
+
+# ---------------------------------------------------------------- exit codes
+
+def test_demo_bad_size_is_a_usage_error_before_any_namespace() -> None:
+    for size in ("0", "-5", "4097", "x"):
+        t0 = time.monotonic()
+        res = _mptcp("demo", "--size", size, timeout=30)
+        assert res.returncode == 2, (size, res.stderr)
+        assert "--size" in res.stderr and time.monotonic() - t0 < 3
+        left = subprocess.run(["ip", "netns", "list"], capture_output=True, text=True).stdout
+        assert "mptcpdemo" not in left
+
+
+def test_library_argument_error_is_a_usage_error(lab: Lab) -> None:
+    # The library refuses id 300 before any syscall (ValueError): the user's input.
+    res = _mptcp("endpoint", "del", "300", ns=lab.client_ns, timeout=30)
+    assert res.returncode == 2, res.stderr
+    (line,) = res.stderr.splitlines()
+    assert line.startswith("mptcp endpoint") and "id 300 is outside 0-255" in line
+    # a failure of the kernel's (no such endpoint) stays a runtime failure
+    res = _mptcp("endpoint", "del", "200", ns=lab.client_ns, timeout=30)
+    assert res.returncode == 1, res.stderr
+
+
+# ---------------------------------------------------------------- monitor's buffer
+
+def _netlink_drops(lab: Lab, ns: str, pid: int) -> int:
+    """Drops the kernel counted on the event socket of process ``pid`` (the
+    ``Drops`` column of /proc/net/netlink: sk Eth Pid Groups Rmem Wmem Dump Locks
+    Drops Inode)."""
+    rows = [r.split() for r in lab.sh(ns, "cat", "/proc/net/netlink").splitlines()[1:]]
+    (row,) = [r for r in rows if r[1] == "16" and int(r[2]) == pid and int(r[3], 16)]
+    return int(row[8])
+
+
+def _stalled_burst(lab: Lab, port: int, n: int, *args: str) -> tuple[list[str], str, int]:
+    """``mptcp monitor ARGS`` stopped (SIGSTOP) while ``n`` connections open and
+    close, then resumed: its lines, its stderr and the kernel's drop count."""
+    ns = lab.client_ns
+    proc = _spawn(ns, "monitor", *args)
+    try:
+        lines = _Lines(proc)
+        _probe_until(lab, port, lines, lambda ls: bool(ls))
+        proc.send_signal(signal.SIGSTOP)
+        tokens = []
+        for _ in range(n):
+            s = lab.connect(port=port)
+            tokens.append(mptcp.info(s).token)
+            s.close()
+        time.sleep(0.3)
+        drops = _netlink_drops(lab, ns, proc.pid)  # ip netns exec execs python: same pid
+        proc.send_signal(signal.SIGCONT)
+        last = f"token={tokens[-1]:08x}"
+        lines.wait(lambda ls: any(x.startswith("EVENTS_LOST") for x in ls)
+                   or any(x.startswith("CLOSED") and last in x for x in ls), 10.0, "the burst")
+        time.sleep(0.2)
+        lines.pump(0.1)
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        proc.wait(10)
+    assert proc.returncode == 0 and proc.stderr is not None
+    return lines.lines, proc.stderr.read().decode(), drops
+
+
+def test_monitor_buffer_holds_a_burst_and_rcvbuf_sets_it(lab: Lab) -> None:
+    server = lab.start_server()
+    # 150 connections stalled: about 400 KB of events, twice what the kernel's
+    # default buffer holds (net.core.rmem_default, doubled: 212992 bytes here)
+    lines, err, drops = _stalled_burst(lab, server.port, 150)
+    assert drops == 0 and err == ""
+    assert not any(x.startswith("EVENTS_LOST") for x in lines)
+    assert sum(x.startswith("CLOSED") for x in lines) >= 150
+
+    # --rcvbuf asks for a buffer: the kernel's default size loses part of the burst;
+    # the gap is marked, and the message names the command's option
+    lines, err, drops = _stalled_burst(lab, server.port, 150, "--rcvbuf", "106496")
+    assert drops > 0
+    assert any(x.startswith("EVENTS_LOST") for x in lines)
+    (msg,) = err.splitlines()
+    assert msg.startswith("mptcp monitor: the kernel dropped MPTCP events") and "--rcvbuf" in msg
+    assert "rcvbuf=" not in msg and "events()" not in msg

@@ -220,3 +220,35 @@ def test_unprivileged(lab: Lab) -> None:
     assert all(d.map_seq is not None and d.ssn_offset is not None for d in priv.subflow_diag)
     for s in socks:
         s.close()
+
+
+def test_orphaned_subflow_listed_with_orphans(lab: Lab) -> None:
+    # Path 2 goes dead and its endpoint is removed: the subflow's FIN is never
+    # acknowledged. After the application closes the connection, the subflow stays
+    # in FIN-WAIT-1 without an MPTCP socket; ss -tiM lists it with the old token.
+    _, socks = _open(lab, 1)
+    ns = lab.client_ns
+    _wait_subflows(lab, ns, 2)
+    token = mptcp.info(socks[0]).token
+    lab.ip(lab.server_ns, "link", "set", "s2", "down")
+    lab.ip(ns, "mptcp", "endpoint", "del", "id", "1")
+    socks[0].close()
+
+    def orphan() -> Any:
+        if ss_mptcp(lab, ns):
+            return None
+        subs = [s for s in lab.ss_subflows(ns) if s["token"] == token]
+        return subs if subs and all(s["state"] == "FIN-WAIT-1" for s in subs) else None
+    (sub,) = lab.wait_for(orphan, timeout=10.0, what="a FIN-WAIT-1 subflow without its connection")
+
+    assert lab.run_in(ns, diag.connections) == []  # the default view is unchanged
+    (gone,) = lab.run_in(ns, diag.connections, orphans=True)
+    assert gone.state == mptcp.TCPState.CLOSE and gone.token == token
+    assert (gone.local, gone.remote, gone.info, gone.inode) == (None, None, None, 0)
+    (s,) = gone.subflows
+    (d,) = gone.subflow_diag
+    assert (s.local, s.remote, s.state) == (sub["local"], sub["remote"], mptcp.TCPState.FIN_WAIT1)
+    assert (d.token, d.loc_id, d.rem_id) == (sub["token"], sub["loc_id"], sub["rem_id"])
+    assert d.if_index == lab.ifindex(ns, "c2")
+    with pytest.raises(TypeError):
+        diag.connections(orphans=1)  # type: ignore[arg-type]

@@ -17,6 +17,7 @@ import pytest
 import mptcp
 from mptcp import diag
 from mptcp._lab import Lab
+from tests.outside import ss_mptcp
 
 prometheus_client = pytest.importorskip("prometheus_client")
 from prometheus_client.parser import text_string_to_metric_families  # noqa: E402
@@ -134,7 +135,8 @@ def test_usage_errors_exit_2() -> None:
         res = subprocess.run([sys.executable, "-m", "mptcp", *args], capture_output=True,
                              text=True, timeout=30, env=_env())
         assert res.returncode == 2, (args, res.stderr)
-        assert "usage:" in res.stderr
+        (line,) = res.stderr.splitlines()
+        assert line.startswith(f"mptcp {args[0]}: ") and "--help" in line, line
 
 
 def test_port_in_use_exits_1(lab: Lab) -> None:
@@ -155,3 +157,45 @@ def test_port_in_use_exits_1(lab: Lab) -> None:
         assert line.startswith("mptcp exporter: ") and "in use" in line
     finally:
         holder.close()
+
+
+def test_fallback_is_a_metric(lab: Lab, exporter: tuple[subprocess.Popen[str], str]) -> None:
+    # An MPTCP client against a plain TCP server falls back to TCP (ss: "fallback").
+    _, url = exporter
+    plain = lab.start_server(proto=socket.IPPROTO_TCP)
+    fell = lab.connect(port=plain.port)
+    fell.sendall(b"x" * 1000)
+    mp = lab.start_server()
+    real = lab.connect(port=mp.port)
+    real.sendall(b"x" * 1000)
+    ss = {c["local"]: "fallback" in c["info"] for c in ss_mptcp(lab, lab.client_ns)}
+    fams = _scrape(lab, url)
+    got = {s.labels["local"]: s.value for s in fams["mptcp_connection_fallback"].samples}
+    assert fams["mptcp_connection_fallback"].type == "gauge"
+    assert got == {_hostport(local): float(fb) for local, fb in ss.items()}
+    assert got[_hostport(fell.getsockname()[:2])] == 1.0
+    assert got[_hostport(real.getsockname()[:2])] == 0.0
+    fell.close()
+    real.close()
+
+
+def test_sigterm_during_a_request_stops_the_exporter(
+        lab: Lab, exporter: tuple[subprocess.Popen[str], str]) -> None:
+    # A scraper that sent half a request holds the exporter inside its request
+    # handler; SIGTERM must still end it (it used to be swallowed there).
+    proc, url = exporter
+    port = int(url.rsplit(":", 1)[1].split("/", 1)[0])
+
+    def half_request() -> socket.socket:
+        s = socket.create_connection(("127.0.0.1", port), timeout=5)
+        s.sendall(b"GET /metrics HTTP/1.1\r\nHost: x\r\n")  # no blank line: not finished
+        return s
+    held = lab.run_in(lab.client_ns, half_request)
+    try:
+        import time
+
+        time.sleep(0.3)  # the exporter is reading the rest of the headers
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(5) == 0
+    finally:
+        held.close()

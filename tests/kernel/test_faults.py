@@ -15,7 +15,7 @@ that died with its link, a join over a link that is down), the others none.
 And a peer reset (server-side ``SO_LINGER`` 0 close: MP_FASTCLOSE) while a thread
 polls: the kernel keeps answering MPTCP_FULL_INFO for the closed connection with
 zero subflows, so the read calls return an empty snapshot (``poll() == 0``,
-``get_sub_ids == []``, api.md: "live subflows only"), and the calls that need a
+``get_sub_ids == []``: it lists live subflows only), and the calls that need a
 subflow or the connection's token raise the documented classes
 (``SubflowNotFoundError``, ``NotMPTCPError``: "closed connection or unknown
 token"). Once the fd itself is closed, ``MPTCPError`` (EBADF).

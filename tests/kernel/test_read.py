@@ -82,7 +82,8 @@ def test_get_sub_tuple_and_backup_flag_of_a_device_bound_subflow(lab: Lab, conn:
         assert sf.prio == 0 and sf.backup is False and sf.status is None
         assert not ss[(sf.local, sf.remote)]["backup_local"]
     # the endpoint's subflow is bound to c2: a plain sock_diag lookup by 4-tuple
-    # would miss it (kernel-abi.md section 3); flip its backup flag from outside
+    # would miss it (sock_diag answers ENOENT unless idiag_if names its device);
+    # flip its backup flag from outside
     endpoint_id = lab.ip(lab.client_ns, "mptcp", "endpoint", "show").split(" id ")[1].split()[0]
     lab.ip(lab.client_ns, "mptcp", "endpoint", "change", "id", endpoint_id, "backup")
     sf = lab.wait_for(lambda: (lambda s: s if s.prio == 1 else None)(

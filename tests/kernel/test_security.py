@@ -395,7 +395,8 @@ def test_pm_commands_act_only_on_the_callers_connection(ulab: Lab) -> None:
         with pytest.raises(mptcp.SubflowNotFoundError):
             in_client(lab, pm.destroy_subflow, tok_a, b3.local, b3.remote)
         # The kernel answers SET_FLAGS for an unknown tuple with EINVAL + extack
-        # "subflow not found": the same class as DESTROY's ESRCH (api.md)
+        # "subflow not found": the same class as DESTROY's ESRCH (SubflowNotFoundError:
+        # "no subflow with that id or tuple", README, Errors)
         with pytest.raises(mptcp.SubflowNotFoundError, match="subflow not found"):
             in_client(lab, pm.set_backup, tok_a, b2.local, b2.remote, True)
         in_client(lab, pm.create_subflow, tok_a, c2, (s1, srv.port))

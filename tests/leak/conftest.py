@@ -1,7 +1,7 @@
 """Leak checks: marker ``leak``, left out unless ``MPTCP_LEAK=1``.
 
 Left out means deselected, not skipped: CI treats any skipped test as a broken
-harness. CI runs them at a fraction of the issue's counts::
+harness. CI runs them at a fraction of the full counts (below)::
 
     MPTCP_LEAK=1 MPTCP_LEAK_SCALE=0.05 python -m pytest -m leak tests/leak
 

@@ -1,4 +1,4 @@
-"""Leak checks (issue 6, item 5): many calls, flat memory.
+"""Leak checks: many calls, flat memory.
 
 Each test warms up (first calls fill caches: the core's buffers, the per-thread
 netlink sockets, interned strings, the IPv4 text cache of the event decoder),

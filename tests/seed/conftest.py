@@ -13,7 +13,7 @@ The same test bodies (``test_seed_api.py``) run twice:
   ``MPTCP_BACKEND=draft``; connections are IPPROTO_MPTCP pairs on loopback, which
   the double treats as the fork's MPTCP-enabled TCP sockets.
 
-:class:`SeedEnv` says what the backend can do, per ``docs/api.md``; tests branch on
+:class:`SeedEnv` says what the backend can do (the README's API table); tests branch on
 it only where the backends legitimately differ (``prio``/``status`` reporting,
 ``backup=True``, which per-subflow options can be read or set, the id range).
 """

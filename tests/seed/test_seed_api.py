@@ -5,7 +5,8 @@ taking ``seed_env``/``seed_conn`` runs over the upstream backend on the real ker
 (userspace-PM lab). ``test_seed_api_over_draft_backend`` re-runs this whole
 directory in a child ``pytest`` with the draft-kernel double preloaded and
 ``MPTCP_BACKEND=draft``, and fails listing the child's failures. Where the backends
-legitimately differ (``docs/api.md``), the test asserts each side from ``seed_env``.
+legitimately differ (the README's API table: ``prio``/``status``, ``backup=True``, the
+per-subflow options), the test asserts each side from ``seed_env``.
 """
 
 from __future__ import annotations

@@ -29,6 +29,9 @@ INET_DIAG_ULP_INFO = 19
 INET_ULP_INFO_NAME = 1
 INET_ULP_INFO_MPTCP = 3
 TCP_LISTEN = 10
+TCP_CLOSE = 7
+# FIN_WAIT1, FIN_WAIT2, LAST_ACK, CLOSING: where a subflow is once its MPTCP socket closed it
+ORPHAN_STATES = {4, 5, 9, 11}
 BKUP_LOC = 1 << 5
 
 # MPTCP_SUBFLOW_ATTR_*: (field, struct code)
@@ -158,9 +161,10 @@ def messages(data: bytes, tcp: bool) -> List[Any]:
     return out
 
 
-def connections(mptcp_data: bytes, tcp_data: bytes) -> List[Dict[str, Any]]:
+def connections(mptcp_data: bytes, tcp_data: bytes, orphans: bool = False) -> List[Dict[str, Any]]:
     conns: List[Dict[str, Any]] = []
     by_token: Dict[int, Dict[str, Any]] = {}
+    gone: Dict[int, Dict[str, Any]] = {}
     for payload in walk(mptcp_data):
         m = parse_msg(payload)
         if m is None:
@@ -174,11 +178,22 @@ def connections(mptcp_data: bytes, tcp_data: bytes) -> List[Dict[str, Any]]:
         if m is None or not m["mptcp_ulp"] or m["state"] == TCP_LISTEN:
             continue
         token = m["sf"].get("token")
-        if token is None or token not in by_token:
+        if token is None:
             continue
+        conn = by_token.get(token)
+        if conn is None:
+            if not orphans or m["state"] not in ORPHAN_STATES:
+                continue
+            conn = gone.get(token)
+            if conn is None:
+                conn = {"token": token, "local": None, "remote": None, "state": TCP_CLOSE,
+                        "info": None, "subflows": [], "subflow_diag": [], "family": m["family"],
+                        "if_index": 0, "uid": m["uid"], "inode": 0}
+                gone[token] = conn
+                conns.append(conn)
         sub, diag = subflow(m)
-        by_token[token]["subflows"].append(sub)
-        by_token[token]["subflow_diag"].append(diag)
+        conn["subflows"].append(sub)
+        conn["subflow_diag"].append(diag)
     return conns
 
 

@@ -30,6 +30,7 @@ from . import reference as ref
 HYPOTHESIS = settings(max_examples=300, deadline=None)
 V4, V6 = socket.AF_INET, socket.AF_INET6
 TOKEN = 0xAA79D9A1
+ORPHAN = 0x0BADF00D
 
 
 def _info_bytes(token: int, length: int = 96) -> bytes:
@@ -86,6 +87,12 @@ def tcp_dump(seq: int = 1, seqs: bool = True) -> bytes:
     out += dref.nlmsg(20, dref.diag_msg(
         V4, 1, ("10.1.1.2", 1), ("10.1.1.1", 2),
         attrs=dref.attr(2, _tcp_info()) + dref.subflow_attrs(token=99)), seq)
+    # two closing subflows whose MPTCP socket is gone (FIN_WAIT1, LAST_ACK), one token
+    for state, port in ((4, 3), (9, 4)):
+        out += dref.nlmsg(20, dref.diag_msg(
+            V4, state, ("10.1.2.2", port), ("10.1.1.1", 33399), if_index=11, uid=7,
+            attrs=dref.attr(2, _tcp_info(state=state)) + dref.subflow_attrs(
+                token=ORPHAN, loc_id=1, flags=0xCC)), seq)
     out += dref.done(0, seq)
     return out
 
@@ -143,6 +150,27 @@ def test_connections_grouped_by_token() -> None:
     assert listener.token == 0
 
 
+def test_orphaned_subflows_only_when_asked() -> None:
+    # Subflows whose MPTCP socket is gone: left out by default (the same list as
+    # before), one CLOSE entry per token with orphans=True, after the connections.
+    plain = core.decode_diag_connections(mptcp_dump(), tcp_dump())
+    assert [c.token for c in plain] == [TOKEN, 0]
+    conns = core.decode_diag_connections(mptcp_dump(), tcp_dump(), orphans=True)
+    assert conns[:2] == plain
+    (gone,) = conns[2:]
+    assert isinstance(gone, diag.Connection)
+    assert (gone.token, gone.state, gone.local, gone.remote, gone.info, gone.inode,
+            gone.if_index, gone.family, gone.uid) == (
+        ORPHAN, mptcp.TCPState.CLOSE, None, None, None, 0, 0, V4, 7)
+    assert gone.state is mptcp.TCPState.CLOSE
+    assert [(s.local, s.state) for s in gone.subflows] == [(("10.1.2.2", 3), 4), (("10.1.2.2", 4), 9)]
+    assert [(d.token, d.loc_id, d.if_index) for d in gone.subflow_diag] == [(ORPHAN, 1, 11)] * 2
+    # the ESTABLISHED subflow with an unknown token (a connection opened between the
+    # two dumps) is no orphan
+    assert all(c.token != 99 for c in conns)
+    assert core.DIAG_STATES_ORPHAN == sum(1 << s for s in dref.ORPHAN_STATES)
+
+
 def test_unprivileged_dump_leaves_sequence_fields_none() -> None:
     c = core.decode_diag_connections(mptcp_dump(), tcp_dump(seqs=False))[0]
     d = c.subflow_diag[1]
@@ -195,8 +223,9 @@ def test_matches_reference_on_canned_dumps() -> None:
     for data, tcp in ((mptcp_dump(), False), (mptcp_dump6(), False), (tcp_dump(), True),
                       (tcp_dump(seqs=False), True)):
         assert core_messages(data, tcp) == dref.messages(data, tcp)
-    assert [as_dict(c) for c in core.decode_diag_connections(mptcp_dump(), tcp_dump())] == \
-        dref.connections(mptcp_dump(), tcp_dump())
+    for orphans in (False, True):
+        assert [as_dict(c) for c in core.decode_diag_connections(
+            mptcp_dump(), tcp_dump(), orphans)] == dref.connections(mptcp_dump(), tcp_dump(), orphans)
 
 
 # --------------------------------------------------------------------------------
@@ -253,8 +282,9 @@ def test_corrupted_dumps(data: st.DataObject) -> None:
     _compare(bytes(raw[:cut]), tcp)
     mdump = bytes(raw[:cut]) if not tcp else mptcp_dump()
     tdump = bytes(raw[:cut]) if tcp else tcp_dump()
-    assert outcome(lambda: [as_dict(c) for c in core.decode_diag_connections(mdump, tdump)]) \
-        == outcome(dref.connections, mdump, tdump)
+    orphans = data.draw(st.booleans())
+    assert outcome(lambda: [as_dict(c) for c in core.decode_diag_connections(mdump, tdump, orphans)]) \
+        == outcome(dref.connections, mdump, tdump, orphans)
 
 
 # --------------------------------------------------------------------------------

@@ -1,7 +1,8 @@
 """The draft-API decoders of the core against a pure-Python ``struct`` reference.
 
 ``decode_draft_sub_ids`` and ``decode_draft_sub_tuple`` are the decoders the draft
-backend's syscalls use (kernel-abi.md section 4), exposed over caller bytes. The
+backend's syscalls use (GET_SUB_IDS and GET_SUB_TUPLE, ``include/mptcp_sockopt.h``),
+exposed over caller bytes. The
 reference below is the test oracle: canned replies, then hypothesis over arbitrary
 bytes and over well-formed replies with random garbage in the fields the fork
 leaves uninitialised.

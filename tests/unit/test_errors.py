@@ -1,4 +1,4 @@
-"""The exception classes and the one errno table (api.md, Errors)."""
+"""The exception classes and the one errno table (README, Errors)."""
 
 from __future__ import annotations
 

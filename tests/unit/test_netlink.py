@@ -78,7 +78,8 @@ def test_encoder_nested_and_bytes_padding_reused_buffer() -> None:
 
 
 def test_put_addr_port_is_host_byte_order() -> None:
-    # The kernel reads MPTCP_PM_ADDR_ATTR_PORT in host order (kernel-abi.md trap).
+    # The kernel reads MPTCP_PM_ADDR_ATTR_PORT in host order, although the netlink
+    # spec says big-endian (network order connected to the wrong port, checked live).
     e = nl.Encoder()
     e.begin(28, PM.Cmd.SUBFLOW_CREATE, 0, 1)
     PM.put_addr(e, PM.PmAttr.ADDR_REMOTE, A.host("address", "10.0.1.1"), port=0x1F90)

@@ -26,7 +26,7 @@ from mptcp._records import (Connection, DiagSubflow, Event, EventType, MPTCPInfo
 
 ROOT = Path(__file__).resolve().parents[2]
 
-# The documented columns (RECORD.md): a change here is a change of the file format.
+# The documented columns (README, "Recording an experiment"): a change here is a change of the file format.
 SAMPLE_COLUMNS = (
     "time,token,subflow,local,remote,loc_id,rem_id,backup,state,bytes_acked,bytes_received,"
     "bytes_sent,bytes_retrans,rtt_us,rttvar_us,min_rtt_us,cwnd,ssthresh,retrans,pacing_rate,"
@@ -402,7 +402,7 @@ def _main(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str]:
     (["record", "--interval", "-0.5"], "must be a positive number of seconds"),
     (["record", "--interval", "fast"], "is not a number"),
     (["record", "--duration", "0"], "must be a positive number of seconds"),
-    (["record", "--token", "xyz"], "is not a hexadecimal token"),
+    (["record", "--token", "xyz"], "is not a token"),
     (["record", "--no-such-option"], "unrecognized arguments"),
     (["plot", "run.csv", "--metrics", "throughput,latency"], "unknown metric 'latency'"),
     (["plot", "run.csv", "--size", "big"], "is not WIDTHxHEIGHT"),

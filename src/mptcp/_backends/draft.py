@@ -1,7 +1,8 @@
 """The six seed calls on draft-API kernels (draft-hesmans-mptcp-socket research forks).
 
 Only research forks of the out-of-tree multipath-tcp.org kernel implement these
-``SOL_TCP`` options (kernel-abi.md section 4). The kernel calls are in the compiled
+``SOL_TCP`` options 42 and 66-72 (``include/mptcp_sockopt.h`` holds their structs). The
+kernel calls are in the compiled
 core (``_draft.pxi``); this module adds what the kernel leaves to its caller: which
 exception an errno means for each call, finding the id of a subflow it just opened,
 waiting for that subflow, and refusing what the kernel would silently do wrong.
@@ -24,8 +25,8 @@ Choices, each because of what the fork does:
 - ``backup=True`` raises: the fork cannot set a subflow's priority at all, and
   ignoring the request would hand back a normal subflow as if it were a backup.
 - ``prio`` is always ``None``: the fork never initialises the low_prio bit.
-- ``get_sub_ids`` on an unconnected TCP socket returns ``[]`` (api.md: no
-  subflows yet). The fork answers EOPNOTSUPP until MPTCP is negotiated, and an
+- ``get_sub_ids`` on an unconnected TCP socket returns ``[]`` (an unconnected
+  socket has no subflows yet, on either backend). The fork answers EOPNOTSUPP until MPTCP is negotiated, and an
   unconnected TCP socket may still become an MPTCP connection there.
 - The per-subflow socket options first ask MPTCP_ENABLED: the fork's
   MPTCP_SUB_SETSOCKOPT leaves a non-MPTCP socket locked forever.

@@ -3,40 +3,65 @@ and SIGTERM/SIGHUP ending a command the way Ctrl-C does."""
 
 from __future__ import annotations
 
-import argparse
 import contextlib
-import signal
 from collections.abc import Iterator
 from types import FrameType
-from typing import Any, NoReturn, Optional
+from typing import Any, Optional
 
-__all__ = ["token_arg", "positive_float", "port_arg", "jsonable", "human_bytes", "opt",
-           "Stop", "stop_on_signals", "UsageError", "one_line_errors"]
+__all__ = ["token_arg", "positive_float", "positive_int", "port_arg", "jsonable", "token_json",
+           "TOKEN_FIELDS", "mptcp_disabled", "human_bytes", "opt", "Stop", "stop_on_signals",
+           "UsageError"]
 
 
 class UsageError(Exception):
-    """A command's arguments are wrong in a way argparse cannot see: one line on
-    stderr, exit status 2."""
+    """A command's arguments are wrong in a way argparse cannot see (an option name
+    only the library knows): one line on stderr, exit status 2."""
+
+
+def _bad(message: str) -> Exception:
+    # argparse is imported by whoever parses; not at start-up (``mptcp ls`` skips it)
+    import argparse
+
+    return argparse.ArgumentTypeError(message)
 
 
 def token_arg(text: str) -> int:
-    """A connection token in hex, as ``ls``, ``ss`` and ``ip mptcp monitor`` print it."""
-    try:
-        value = int(text, 16)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a hexadecimal token") from None
-    if not 0 <= value <= 0xFFFFFFFF:
-        raise argparse.ArgumentTypeError(f"token {text} does not fit in 32 bits")
+    """A connection token in hex, with or without ``0x``: as ``mptcp ls`` (text and
+    JSON), ``ss`` and ``ip mptcp monitor`` print it."""
+    digits = text[2:] if text[:2].lower() == "0x" else text
+    if not digits or len(digits) > 8 or any(c not in _HEX for c in digits):
+        if digits and len(digits) > 8 and all(c in _HEX for c in digits):
+            raise _bad(
+                f"token {text} has {len(digits)} hex digits; a token is 32 bits (at most 8)")
+        raise _bad(
+            f"{text!r} is not a token: 1 to 8 hex digits, with or without 0x, as 'mptcp ls' prints it")
+    value = int(digits, 16)
+    if value == 0:
+        raise _bad("token 0 is no connection's token (they are 1-ffffffff)")
     return value
+
+
+_HEX = frozenset("0123456789abcdefABCDEF")
 
 
 def positive_float(text: str) -> float:
     try:
         value = float(text)
     except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
+        raise _bad(f"{text!r} is not a number") from None
     if not value > 0 or value != value or value == float("inf"):
-        raise argparse.ArgumentTypeError(f"{text} must be a positive number of seconds")
+        raise _bad(f"{text} must be a positive number of seconds")
+    return value
+
+
+def positive_int(text: str, maximum: int = 2**31 - 1) -> int:
+    """A whole number from 1 to ``maximum`` (a C int by default)."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise _bad(f"{text!r} is not a whole number") from None
+    if not 1 <= value <= maximum:
+        raise _bad(f"{value} is outside 1-{maximum}")
     return value
 
 
@@ -44,16 +69,27 @@ def port_arg(text: str) -> int:
     try:
         value = int(text)
     except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a port number") from None
+        raise _bad(f"{text!r} is not a port number") from None
     if not 0 <= value <= 0xFFFF:
-        raise argparse.ArgumentTypeError(f"port {value} is outside 0-65535")
+        raise _bad(f"port {value} is outside 0-65535")
     return value
 
 
+#: Fields that hold a connection token: in JSON as 8 hex digits, the text ``ss``
+#: and ``ip mptcp monitor`` print (and ``--token`` takes), never a decimal number.
+TOKEN_FIELDS = frozenset({"token", "token_rem"})
+
+
+def token_json(token: Optional[int]) -> Optional[str]:
+    """A token as JSON carries it: 8 hex digits, or None."""
+    return None if token is None else f"{token:08x}"
+
+
 def jsonable(value: Any) -> Any:
-    """Records as dicts, tuples as lists, enums as plain ints."""
+    """Records as dicts (tokens as hex text), tuples as lists, enums as plain ints."""
     if hasattr(value, "_asdict"):
-        return {k: jsonable(v) for k, v in value._asdict().items()}
+        return {k: token_json(v) if k in TOKEN_FIELDS and isinstance(v, int) else jsonable(v)
+                for k, v in value._asdict().items()}
     if isinstance(value, (list, tuple)):
         return [jsonable(v) for v in value]
     if isinstance(value, bool):
@@ -61,6 +97,22 @@ def jsonable(value: Any) -> Any:
     if isinstance(value, int):
         return int(value)
     return value
+
+
+def mptcp_disabled() -> Optional[str]:
+    """Why no MPTCP connection can exist in this network namespace, or None: MPTCP
+    switched off by sysctl there, or a kernel without MPTCP."""
+    try:
+        with open("/proc/sys/net/mptcp/enabled") as f:
+            value = f.read().strip()
+    except FileNotFoundError:
+        return "this kernel has no MPTCP (no /proc/sys/net/mptcp)"
+    except OSError:
+        return None
+    if value == "0":
+        return ("MPTCP is disabled in this network namespace (net.mptcp.enabled = 0; "
+                "'sysctl -w net.mptcp.enabled=1' enables it)")
+    return None
 
 
 def human_bytes(n: Optional[float], suffix: str = "") -> str:
@@ -80,8 +132,13 @@ def opt(value: Optional[int]) -> str:
     return "-" if value is None else str(value)
 
 
-class Stop(Exception):
-    """SIGTERM/SIGHUP: end the command like Ctrl-C does."""
+class Stop(BaseException):
+    """SIGTERM/SIGHUP: end the command like Ctrl-C does.
+
+    A ``BaseException``, like ``KeyboardInterrupt``: the signal can land inside
+    code that handles ``Exception`` (socketserver catches it around each request
+    the exporter serves, then goes on serving), and there it would be swallowed.
+    """
 
 
 def _raise_stop(signum: int, frame: Optional[FrameType]) -> None:
@@ -91,30 +148,11 @@ def _raise_stop(signum: int, frame: Optional[FrameType]) -> None:
 @contextlib.contextmanager
 def stop_on_signals() -> Iterator[None]:
     """Turn SIGTERM and SIGHUP into :class:`Stop` inside the block."""
+    import signal  # only the long-running commands need it: not at start-up
+
     old = {sig: signal.signal(sig, _raise_stop) for sig in (signal.SIGTERM, signal.SIGHUP)}
     try:
         yield
     finally:
         for sig, handler in old.items():
             signal.signal(sig, handler)
-
-
-class _OneLineParser(argparse.ArgumentParser):
-    """Usage errors as one line (a script reads it; ``--help`` has the rest)."""
-
-    def error(self, message: str) -> NoReturn:
-        self.exit(2, f"{self.prog}: {message} (see '{self.prog} --help')\n")
-
-    def parse_known_args(self, args: Any = None, namespace: Any = None) -> Any:
-        # Left over, they would reach the top-level parser's multi-line error.
-        parsed, extra = super().parse_known_args(args, namespace)
-        if extra:
-            self.error(f"unrecognized arguments: {' '.join(extra)}")
-        return parsed, extra
-
-
-def one_line_errors(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
-    """Make a subcommand's parser report usage errors on one line (argparse has no
-    per-subcommand parser class; the error method is all that differs)."""
-    parser.__class__ = _OneLineParser
-    return parser

@@ -17,17 +17,26 @@ from typing import TYPE_CHECKING, Any, Callable, List, Optional, TextIO, Tuple
 
 import mptcp
 
-from .._lab import Lab
+from ._shared import positive_int
 
 if TYPE_CHECKING:
+    from .._lab import Lab
     from .._recording import Recording
 
-__all__ = ["add_parser", "run", "missing_requirements"]
+__all__ = ["add_parser", "run", "missing_requirements", "MAX_SIZE_MIB"]
+
+#: The largest ``--size``: the transfer is paced at about 4 MB/s to be watched.
+MAX_SIZE_MIB = 4096
+
+
+def _size(text: str) -> int:
+    return positive_int(text, MAX_SIZE_MIB)
 
 
 def add_parser(sub: Any) -> None:
     demo = sub.add_parser("demo", help="a live two-path MPTCP transfer in private namespaces (root)")
-    demo.add_argument("--size", type=int, default=24, help="MiB to transfer (default 24)")
+    demo.add_argument("--size", type=_size, default=24, metavar="MIB",
+                      help=f"MiB to transfer, 1-{MAX_SIZE_MIB} (default 24)")
     demo.add_argument("--record", metavar="FILE",
                       help="record the transfer to FILE (CSV, as 'mptcp record' writes it)")
     demo.add_argument("--plot", metavar="OUT",
@@ -145,7 +154,16 @@ def run(out: TextIO, *, size_mib: int = 24, record_to: Optional[str] = None,
 
     ``record_to`` saves a recording of the client's side (the files ``mptcp
     record`` writes); ``plot_to`` draws it, with the moment path 1 goes down marked.
+
+    Raises ``ValueError`` for a ``size_mib`` outside 1-:data:`MAX_SIZE_MIB`, before
+    any namespace is made.
     """
+    if isinstance(size_mib, bool) or not isinstance(size_mib, int):
+        raise TypeError(f"size_mib must be an int, not {type(size_mib).__name__}")
+    if not 1 <= size_mib <= MAX_SIZE_MIB:
+        raise ValueError(f"--size {size_mib} is outside 1-{MAX_SIZE_MIB} MiB")
+    from .._lab import Lab
+
     problem = missing_requirements()
     if problem:
         raise SystemExit(f"mptcp demo: {problem}")

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import argparse
 import os
+import sys
 from typing import Any, Tuple
 
-from ._shared import one_line_errors, token_arg
+from ._shared import token_arg
 
 __all__ = ["add_parser", "run"]
 
@@ -37,7 +38,6 @@ def add_parser(subparsers: Any) -> None:
         description="Draw a file written by 'mptcp record': one panel per metric over time, "
         "one colour per subflow (backup subflows dashed), subflow and address events as "
         "vertical markers.")
-    one_line_errors(plot)
     plot.add_argument("file", metavar="FILE", help="the samples CSV written by 'mptcp record'")
     plot.add_argument("-o", "--output", metavar="OUT",
                       help="the picture, .png or .svg (default: FILE with .png)")
@@ -52,9 +52,15 @@ def add_parser(subparsers: Any) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from .. import plot
+    from .._recording import load
 
     out = args.output or os.path.splitext(args.file)[0] + ".png"
-    fig = plot(args.file, out, metrics=args.metrics, token=args.token,
+    try:
+        recording = load(args.file)
+    except ValueError as err:  # a damaged file is a failure (1), not a usage error (2)
+        print(f"mptcp plot: {err}", file=sys.stderr)
+        return 1
+    fig = plot(recording, out, metrics=args.metrics, token=args.token,
                size=args.size or (1200, 0))
     lines = sum(1 for line in fig.axes[0].get_lines() if str(line.get_gid()).startswith("subflow"))
     print(f"mptcp plot: {out}: {len(args.metrics)} panels, {lines} subflows")

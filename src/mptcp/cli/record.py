@@ -19,7 +19,7 @@ from typing import Any, List, Optional, TextIO
 
 from .. import _recording
 from .._procs import ProcessTreeSockets
-from ._shared import Stop, human_bytes, one_line_errors, positive_float, token_arg
+from ._shared import Stop, human_bytes, positive_float, token_arg
 
 __all__ = ["add_parser", "run"]
 
@@ -38,7 +38,6 @@ def add_parser(subparsers: Any) -> None:
         "dump per sample) and record the path manager's events alongside, on one clock. "
         "With -- COMMAND: run it, record only its connections (and its children's), stop "
         "when it exits and exit with its status.")
-    one_line_errors(rec)
     rec.add_argument("-o", "--output", metavar="FILE",
                      help="samples CSV (default mptcp-record-DATE-TIME.csv); the events go to "
                      "<stem>.events.csv, the metadata to <stem>.meta.json")

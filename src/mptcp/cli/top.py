@@ -14,18 +14,14 @@ interval, like ``top -b``.
 from __future__ import annotations
 
 import argparse
-import json
 import os
-import select
 import sys
-import termios
 import time
-import tty
 from typing import Any, Callable, Dict, List, NamedTuple, Optional, TextIO, Tuple
 
 from .._addr import hostport, token_hex
 from .._records import Address
-from ._shared import Stop, human_bytes, opt, positive_float, stop_on_signals
+from ._shared import Stop, human_bytes, opt, positive_float, stop_on_signals, token_json
 
 __all__ = ["add_parser", "SubflowRate", "Sampler", "render", "run"]
 
@@ -52,7 +48,8 @@ class SubflowRate(NamedTuple):
 
     ``tx_rate``/``rx_rate`` are bytes per second over the last interval
     (``bytes_acked``/``bytes_received`` deltas), ``None`` for a subflow first seen
-    in this snapshot.
+    in this snapshot. ``fallback`` is True when the subflow's connection fell back
+    to plain TCP (``MPTCPInfo.fallback``; ``None`` if the kernel did not say).
     """
 
     token: Optional[int]
@@ -67,6 +64,7 @@ class SubflowRate(NamedTuple):
     bytes_received: Optional[int]
     tx_rate: Optional[float]
     rx_rate: Optional[float]
+    fallback: Optional[bool] = None
 
 
 _Key = Tuple[Optional[int], Optional[Address], Optional[Address]]
@@ -119,6 +117,7 @@ class Sampler:
         seen: Dict[_Key, Tuple[Optional[int], Optional[int]]] = {}
         rows: List[SubflowRate] = []
         for c in conns:
+            fallback = None if c.info is None else c.info.fallback
             for s, d in zip(c.subflows, c.subflow_diag):
                 key: _Key = (c.token, s.local, s.remote)
                 before = self._prev.get(key)
@@ -128,6 +127,7 @@ class Sampler:
                     s.snd_cwnd, s.bytes_acked, s.bytes_received,
                     None if before is None else _rate(s.bytes_acked, before[0], dt),
                     None if before is None else _rate(s.bytes_received, before[1], dt),
+                    fallback,
                 ))
         self._prev = seen
         self._prev_t = now
@@ -151,18 +151,18 @@ def render(rows: List[SubflowRate], connections: int, interval: float,
     rw = max([len(hostport(r.remote)) for r in rows] + [6])
     title = (f"mptcp top - {connections} connection{'s' if connections != 1 else ''}, "
              f"{len(rows)} subflow{'s' if len(rows) != 1 else ''} - every {interval:g}s"
-             " - B = backup - q quits")
-    header = (f"{'TOKEN':<8}  {'LOCAL':<{lw}}  {'REMOTE':<{rw}}  B  {'IDS':<7}"
+             " - B = backup, F = fallback to TCP - q quits")
+    header = (f"{'TOKEN':<8}  {'LOCAL':<{lw}}  {'REMOTE':<{rw}}  BF  {'IDS':<7}"
               f"  {'TX/s':>12}  {'RX/s':>12}  {'RTT ms':>8}  {'CWND':>6}")
     lines = [title, header]
     for r in rows:
         token = token_hex(r.token)
-        mark = "B" if r.backup else " "
+        mark = ("B" if r.backup else " ") + ("F" if r.fallback else " ")
         ids = f"{opt(r.loc_id)}/{opt(r.rem_id)}"
         lines.append(
             f"{token:<8}  {hostport(r.local):<{lw}}  {hostport(r.remote):<{rw}}  {mark}  {ids:<7}"
             f"  {human_bytes(r.tx_rate, '/s'):>12}  {human_bytes(r.rx_rate, '/s'):>12}"
-            f"  {_ms(r.rtt_us):>8}  {opt(r.snd_cwnd):>6}")
+            f"  {_ms(r.rtt_us):>8}  {opt(r.snd_cwnd):>6}{'  fallback' if r.fallback else ''}")
     if height > 0:
         lines = lines[:height]
     return [line[:width] for line in lines]
@@ -175,6 +175,7 @@ def snapshot_json(rows: List[SubflowRate], connections: int, elapsed: float) -> 
         "connections": connections,
         "subflows": [
             {**r._asdict(),
+             "token": token_json(r.token),
              "local": None if r.local is None else list(r.local),
              "remote": None if r.remote is None else list(r.remote)}
             for r in rows
@@ -186,6 +187,8 @@ def _write_sample(sampler: Sampler, interval: float, as_json: bool, out: TextIO,
                   gap: str) -> None:
     rows = sampler.sample()
     if as_json:
+        import json
+
         out.write(json.dumps(snapshot_json(rows, sampler.connections, sampler.elapsed)) + "\n")
     else:
         out.write("\n".join(render(rows, sampler.connections, interval, width=10_000)) + gap)
@@ -207,6 +210,10 @@ def _batch(sampler: Sampler, interval: float, as_json: bool, out: TextIO) -> int
 
 
 def _live(sampler: Sampler, interval: float, fd_in: int, out: TextIO) -> int:
+    import select
+    import termios
+    import tty
+
     saved = termios.tcgetattr(fd_in)
     try:
         # cbreak keeps ISIG: Ctrl-C still raises SIGINT (KeyboardInterrupt).
