@@ -60,6 +60,20 @@ def pytest_sessionstart(session: pytest.Session) -> None:
     cleanup_stale(LAB_PREFIX)
 
 
+def require_tool(tool: str, install: str) -> str:
+    """The path of ``tool`` (a command name or an absolute path); a skip without it,
+    a failure under CI=true (the CI run installs it: ``.ci/run``)."""
+    import shutil
+
+    found = shutil.which(tool)
+    if found is None:
+        msg = f"{tool} is missing: {install}"
+        if _in_ci():
+            pytest.fail(f"CI=true, so this is a failure, not a skip: {msg}", pytrace=False)
+        pytest.skip(msg)
+    return found
+
+
 _CI_FAILED = pytest.StashKey[str]()
 
 
