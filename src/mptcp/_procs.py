@@ -8,6 +8,8 @@ all this module does:
 * :func:`socket_inodes` - the socket inodes one process holds;
 * :func:`socket_owners` - inode -> the processes holding it (pid and name), for a
   given set of inodes, scanning every process or only some;
+* :class:`SocketOwners` - :func:`socket_owners` for a view refreshed every second
+  (``mptcp top -p``), rescanning ``/proc`` only for sockets it has not seen;
 * :func:`process_tree` - a set of processes and all their descendants;
 * :class:`ProcessTreeSockets` - "is this socket held by that process tree?", cached
   so that a sampler asking every tick rescans ``/proc`` only when an inode it has
@@ -23,10 +25,10 @@ from __future__ import annotations
 
 import os
 import time
-from typing import Callable, Collection, Dict, Iterable, List, NamedTuple, Optional, Set
+from typing import Callable, Collection, Dict, Iterable, List, NamedTuple, Optional, Set, Tuple
 
-__all__ = ["Process", "ProcessTreeSockets", "process_name", "process_tree", "socket_inodes",
-           "socket_owners"]
+__all__ = ["Process", "ProcessTreeSockets", "SocketOwners", "process_name", "process_tree",
+           "socket_inodes", "socket_owners"]
 
 _SOCKET_PREFIX = "socket:["
 
@@ -119,6 +121,56 @@ def socket_owners(inodes: Optional[Collection[int]] = None, *,
             for inode in held:
                 owners.setdefault(inode, []).append(who)
     return owners
+
+
+class SocketOwners:
+    """:func:`socket_owners` for a caller asking every tick about the sockets of a
+    snapshot: ``/proc`` is scanned when a socket not looked up yet appears, and for a
+    socket nobody visible holds at most every ``recheck`` seconds (an accepted
+    socket shows up in sock_diag before ``accept()`` hands it to the process, and a
+    caller may not read every process). A socket's owners are looked up once: a
+    descriptor passed to another process later is not seen.
+
+    Parameters
+    ----------
+    recheck
+        Seconds before a socket found without a visible owner is looked at again.
+    proc
+        Where procfs is mounted.
+    clock
+        A monotonic clock in seconds.
+    """
+
+    def __init__(self, *, recheck: float = 2.0, proc: str = "/proc",
+                 clock: Callable[[], float] = time.monotonic) -> None:
+        self._recheck = recheck
+        self._proc = proc
+        self._clock = clock
+        self._known: Dict[int, Tuple[Process, ...]] = {}
+        self._unowned: Dict[int, float] = {}  # inode -> when it was last found unowned
+        self.scans = 0
+        """How many times ``/proc`` was scanned (for tests)."""
+
+    def owners(self, inodes: Iterable[int]) -> Dict[int, Tuple[Process, ...]]:
+        """inode -> its owners, by ascending pid, for each of ``inodes`` (0, no
+        socket, is left out). Pass all of a snapshot's inodes each time: the others
+        are forgotten, so an inode number the kernel reuses is looked up afresh."""
+        inodes = {i for i in inodes if i}
+        now = self._clock()
+        todo = [i for i in inodes if i not in self._known
+                and now - self._unowned.get(i, -float("inf")) >= self._recheck]
+        if todo:
+            self.scans += 1
+            found = socket_owners(todo, proc=self._proc)
+            for inode in todo:
+                if inode in found:
+                    self._known[inode] = tuple(found[inode])
+                    self._unowned.pop(inode, None)
+                else:
+                    self._unowned[inode] = now
+        self._known = {i: who for i, who in self._known.items() if i in inodes}
+        self._unowned = {i: t for i, t in self._unowned.items() if i in inodes}
+        return {i: self._known.get(i, ()) for i in inodes}
 
 
 def _parent_of(pid: int, proc: str) -> Optional[int]:

@@ -579,3 +579,70 @@ def test_monitor_buffer_holds_a_burst_and_rcvbuf_sets_it(lab: Lab) -> None:
     (msg,) = err.splitlines()
     assert msg.startswith("mptcp monitor: the kernel dropped MPTCP events") and "--rcvbuf" in msg
     assert "rcvbuf=" not in msg and "events()" not in msg
+
+
+# ---------------------------------------------------------------- processes (-p)
+
+_HOLDER = """
+import socket, sys, time
+s = socket.socket(socket.AF_INET, socket.SOCK_STREAM, 262)
+s.connect((sys.argv[1], int(sys.argv[2])))
+print("%s:%d" % s.getsockname()[:2], flush=True)
+time.sleep(60)
+"""
+
+
+def _ss_users(lab: Lab, ns: str, local: str) -> str:
+    """``users:((...))`` of the MPTCP socket at ``local`` as ``ss -Mnp`` prints it."""
+    for line in lab.sh(ns, "ss", "-MnpH").splitlines():
+        fields = line.split()
+        if len(fields) > 3 and fields[3] == local:
+            return fields[-1]
+    raise AssertionError(f"ss -Mnp shows no MPTCP socket at {local}")
+
+
+def test_ls_and_top_name_the_process_holding_a_connection(lab: Lab) -> None:
+    ns = lab.client_ns
+    server = lab.start_server()
+    holder = subprocess.Popen(["ip", "netns", "exec", ns, sys.executable, "-c", _HOLDER,
+                               lab.server_addrs["v4"][0], str(server.port)],
+                              stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout is not None
+        local = holder.stdout.readline().strip()
+        users = _ss_users(lab, ns, local)  # users:(("python",pid=123,fd=3))
+        name = users.split('"')[1]
+        assert f"pid={holder.pid}," in users
+        ours = f'users:(("{name}",pid={holder.pid}))'  # ss's, without the fd
+
+        plain = _mptcp("ls", ns=ns, timeout=30)
+        assert plain.returncode == 0 and "users:" not in plain.stdout
+        for flag in ("-p", "--processes"):
+            res = _mptcp("ls", flag, ns=ns, timeout=30)
+            assert res.returncode == 0, res.stderr
+            (line,) = [x for x in res.stdout.splitlines() if f"  {local}  " in x]
+            assert line.endswith("  " + ours), line
+        conns = json.loads(_mptcp("ls", "--json", "-p", ns=ns, timeout=30).stdout)
+        (conn,) = [c for c in conns if c["local"] == [local.rsplit(":")[0], int(local.rsplit(":")[1])]]
+        assert conn["processes"] == [{"pid": holder.pid, "name": name}]
+        assert "processes" not in json.loads(_mptcp("ls", "--json", ns=ns, timeout=30).stdout)[0]
+
+        res = _mptcp("top", "--once", "-p", "--interval", "0.2", ns=ns, timeout=30)
+        assert res.returncode == 0, res.stderr
+        head, *rows = res.stdout.splitlines()[1:]
+        assert head.endswith("  PROCESS")
+        assert [r for r in rows if f"  {local}  " in r][0].endswith("  " + ours)
+        snap = json.loads(_mptcp("top", "--once", "-p", "--json", "--interval", "0.2",
+                                 ns=ns, timeout=30).stdout)
+        (row,) = [r for r in snap["subflows"] if r["local"] == conn["local"]]
+        assert row["processes"] == [{"pid": holder.pid, "name": name}]
+
+        # Another user may not read root's /proc/PID/fd: no owner shown, no error (as ss).
+        nobody = subprocess.run(_argv("ls", "-p", ns=ns, prefix=(
+            "setpriv", "--reuid=65534", "--regid=65534", "--clear-groups")),
+            capture_output=True, text=True, timeout=30, env=_env())
+        assert nobody.returncode == 0 and nobody.stderr == "", nobody.stderr
+        assert local in nobody.stdout and "users:" not in nobody.stdout
+    finally:
+        holder.kill()
+        holder.wait()

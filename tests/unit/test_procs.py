@@ -10,8 +10,8 @@ import sys
 from pathlib import Path
 from typing import Dict, List
 
-from mptcp._procs import (Process, ProcessTreeSockets, process_name, process_tree, socket_inodes,
-                          socket_owners)
+from mptcp._procs import (Process, ProcessTreeSockets, SocketOwners, process_name, process_tree,
+                          socket_inodes, socket_owners)
 
 
 def _inode(sock: socket.socket) -> int:
@@ -122,3 +122,28 @@ def test_tree_sockets_rescan_only_for_unclassified_inodes(tmp_path: Path) -> Non
     assert watcher.owned(set()) == set()
     scans = watcher.scans
     assert watcher.owned({500}) == {500} and watcher.scans == scans + 1
+
+
+def test_socket_owners_rescan_only_for_new_or_unowned_sockets(tmp_path: Path) -> None:
+    proc = _fake_proc(tmp_path, PARENTS, FDS)
+    clock = _Clock()
+    owners = SocketOwners(recheck=2.0, proc=proc, clock=clock)
+    p11, p12 = Process(11, "proc11"), Process(12, "proc12")
+    assert owners.owners({500, 501, 800, 0}) == {500: (p11,), 501: (p12,), 800: ()}
+    assert owners.scans == 1
+    clock.now = 1.0
+    assert owners.owners({500, 501, 800}) == {500: (p11,), 501: (p12,), 800: ()}
+    assert owners.scans == 1  # all looked up; 800 (nobody's yet) not again before 2 s
+    # An accepted socket reaches its process after sock_diag saw it: found at the recheck.
+    os.symlink("socket:[800]", Path(proc) / "13" / "fd" / "7")
+    assert owners.owners({500, 800})[800] == ()
+    clock.now = 2.5
+    assert owners.owners({500, 800}) == {500: (p11,), 800: (Process(13, "proc13"),)}
+    assert owners.scans == 2
+    # Known owners are not looked up again; a forgotten inode is looked up afresh.
+    assert owners.owners({500, 800}) and owners.scans == 2
+    assert owners.owners({800}) == {800: (Process(13, "proc13"),)} and owners.scans == 2
+    assert owners.owners({500}) == {500: (p11,)} and owners.scans == 3
+    # Several holders (after fork or fd passing), by ascending pid.
+    os.symlink("socket:[600]", Path(proc) / "11" / "fd" / "8")
+    assert owners.owners({600}) == {600: (p11, Process(21, "proc21"))}

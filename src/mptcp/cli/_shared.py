@@ -6,11 +6,11 @@ from __future__ import annotations
 import contextlib
 from collections.abc import Iterator
 from types import FrameType
-from typing import Any, Optional
+from typing import Any, Dict, List, Optional, Sequence
 
 __all__ = ["token_arg", "positive_float", "positive_int", "port_arg", "jsonable", "token_json",
            "TOKEN_FIELDS", "mptcp_disabled", "human_bytes", "opt", "Stop", "stop_on_signals",
-           "UsageError"]
+           "UsageError", "processes_text", "processes_json"]
 
 
 class UsageError(Exception):
@@ -113,6 +113,19 @@ def mptcp_disabled() -> Optional[str]:
         return ("MPTCP is disabled in this network namespace (net.mptcp.enabled = 0; "
                 "'sysctl -w net.mptcp.enabled=1' enables it)")
     return None
+
+
+def processes_text(procs: Sequence[Any]) -> str:
+    """The owners of a socket (:class:`mptcp._procs.Process`) as ``ss -p`` prints
+    them, without the fd: ``users:(("iperf3",pid=1234))``; ``""`` for none."""
+    if not procs:
+        return ""
+    return "users:(" + ",".join(f'("{p.name}",pid={p.pid})' for p in procs) + ")"
+
+
+def processes_json(procs: Sequence[Any]) -> List[Dict[str, Any]]:
+    """The owners of a socket as ``--json`` carries them: ``[{"pid": .., "name": ..}]``."""
+    return [{"pid": p.pid, "name": p.name} for p in procs]
 
 
 def human_bytes(n: Optional[float], suffix: str = "") -> str:

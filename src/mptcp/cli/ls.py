@@ -1,5 +1,6 @@
 """``mptcp ls``: every MPTCP connection of the namespace with its subflows, like
-``ss -tiM``.
+``ss -tiM``; with ``-p``, the processes holding each connection's socket, like ``ss
+-p`` (from ``/proc/PID/fd``: the ones this caller may read).
 
 Also the subflows whose MPTCP socket is gone (``connections(orphans=True)``): ``ss
 -tiM`` lists them, so ``ls`` does, under their token, marked ``gone``. A
@@ -11,10 +12,10 @@ from __future__ import annotations
 
 import socket
 import sys
-from typing import TYPE_CHECKING, Any, Dict, Iterator, List, Optional
+from typing import TYPE_CHECKING, Any, Dict, Iterator, List, Mapping, Optional, Sequence
 
 from .._addr import hostport, token_hex
-from ._shared import human_bytes, mptcp_disabled, opt
+from ._shared import human_bytes, mptcp_disabled, opt, processes_json, processes_text
 
 if TYPE_CHECKING:
     import argparse
@@ -22,7 +23,10 @@ if TYPE_CHECKING:
 __all__ = ["add_parser", "run", "lines", "json_text", "FLAGS"]
 
 #: Every option of ``ls``: the command parses exactly these without argparse.
-FLAGS = ("--json", "--listening")
+FLAGS = ("--json", "--listening", "--processes")
+
+#: inode -> the processes holding that socket (``mptcp._procs.Process`` records).
+Owners = Mapping[int, Sequence[Any]]
 
 
 def add_parser(sub: Any) -> None:
@@ -31,15 +35,29 @@ def add_parser(sub: Any) -> None:
                     help="a JSON list of connections mirroring mptcp.connections(orphans=True)"
                          " (tokens as 8 hex digits)")
     ls.add_argument("--listening", action="store_true", help="also list listening sockets")
+    ls.add_argument("-p", "--processes", action="store_true",
+                    help="the processes holding each connection, like 'ss -p' (those whose "
+                         "/proc/PID/fd this user may read)")
     ls.set_defaults(func=run)
 
 
-def json_text(conns: List[Any]) -> str:
-    """``conns`` (:class:`mptcp.Connection` records) as the JSON text ``ls --json`` prints."""
-    from .. import Connection, DiagSubflow, MPTCPInfo, SubflowInfo
-    from ._json import dumps_records
+def json_text(conns: List[Any], owners: Optional[Owners] = None) -> str:
+    """``conns`` (:class:`mptcp.Connection` records) as the JSON text ``ls --json``
+    prints; with ``owners``, each connection also gets ``"processes"``."""
+    import json
 
-    return dumps_records(conns, Connection, (MPTCPInfo, SubflowInfo, DiagSubflow))
+    from .. import Connection, DiagSubflow, MPTCPInfo, SubflowInfo
+    from ._json import dumps_records, encoder
+
+    nested = (MPTCPInfo, SubflowInfo, DiagSubflow)
+    if owners is None:
+        return dumps_records(conns, Connection, nested)
+    enc = encoder(Connection, nested)
+    # Each record's object, its closing brace replaced by one more key.
+    return "[" + ",".join(
+        enc(c)[:-1] + ',"processes":' + json.dumps(processes_json(owners.get(c.inode, ())),
+                                                    separators=(",", ":")) + "}"
+        for c in conns) + "]"
 
 
 def run(args: argparse.Namespace) -> int:
@@ -51,15 +69,20 @@ def run(args: argparse.Namespace) -> int:
     # not garbage, and collecting them would only cost time.
     gc.disable()
     conns = connections(listening=args.listening, orphans=True)
+    owners: Optional[Owners] = None
+    if args.processes:
+        from .._procs import socket_owners
+
+        owners = socket_owners({c.inode for c in conns if c.inode})
     out = sys.stdout
     if args.json:
-        out.write(json_text(conns) + "\n")
+        out.write(json_text(conns, owners) + "\n")
         if not conns:
             note = mptcp_disabled()
             if note:
                 print(f"mptcp ls: {note}", file=sys.stderr)
         return 0
-    text = "\n".join(lines(conns))
+    text = "\n".join(lines(conns, owners))
     out.write(text + "\n")
     return 0
 
@@ -81,8 +104,9 @@ class _Devices:
         return self._names[index]
 
 
-def lines(conns: List[Any]) -> Iterator[str]:
-    """The text view: a line per connection, an indented line per subflow."""
+def lines(conns: List[Any], owners: Optional[Owners] = None) -> Iterator[str]:
+    """The text view: a line per connection (with ``owners``, ending in the
+    processes holding it, as ``ss -p`` shows them), an indented line per subflow."""
     from .. import TCPState
 
     if not conns:
@@ -102,6 +126,8 @@ def lines(conns: List[Any]) -> Iterator[str]:
             notes = "  gone (its MPTCP socket is closed; these subflows outlive it)"
         elif c.info is not None and c.info.fallback:
             notes = "  fallback"
+        if owners is not None and owners.get(c.inode):
+            notes += "  " + processes_text(owners[c.inode])
         yield (f"{token_hex(c.token):<8}  {_state(c.state, TCPState):<11}  {loc:<{lw}}  {rem:<{rw}}"
                f"  {len(c.subflows)}{notes}")
         for s, d in zip(c.subflows, c.subflow_diag):

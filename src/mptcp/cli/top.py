@@ -1,6 +1,8 @@
 """``mptcp top``: a live, per-subflow view of every MPTCP connection in the namespace.
 
 Standard library only. Each refresh takes one :func:`mptcp.connections` snapshot;
+with ``-p`` each row also names the processes holding the connection (``/proc``,
+scanned only when a connection appears: :class:`mptcp._procs.SocketOwners`);
 throughput is the difference of a subflow's ``tcp_info`` byte counters
 (``bytes_acked`` for what it sent, ``bytes_received`` for what it received) between
 two snapshots, divided by the time between them. Rows are sorted by traffic.
@@ -21,7 +23,8 @@ from typing import Any, Callable, Dict, List, NamedTuple, Optional, TextIO, Tupl
 
 from .._addr import hostport, token_hex
 from .._records import Address
-from ._shared import Stop, human_bytes, opt, positive_float, stop_on_signals, token_json
+from ._shared import (Stop, human_bytes, opt, positive_float, processes_json, processes_text,
+                      stop_on_signals, token_json)
 
 __all__ = ["add_parser", "SubflowRate", "Sampler", "render", "run"]
 
@@ -33,7 +36,10 @@ def add_parser(sub: Any) -> None:
     top.add_argument("--once", action="store_true",
                      help="print one snapshot (rates over one interval) and exit")
     top.add_argument("--json", action="store_true", help="snapshots as JSON, one per line")
-    top.set_defaults(func=lambda args: run(args.interval, once=args.once, as_json=args.json))
+    top.add_argument("-p", "--processes", action="store_true",
+                     help="the processes holding each connection, like 'ss -p'")
+    top.set_defaults(func=lambda args: run(args.interval, once=args.once, as_json=args.json,
+                                           processes=args.processes))
 
 # Alternate screen + hidden cursor, and back.
 _ENTER = "\x1b[?1049h\x1b[?25l"
@@ -50,6 +56,8 @@ class SubflowRate(NamedTuple):
     (``bytes_acked``/``bytes_received`` deltas), ``None`` for a subflow first seen
     in this snapshot. ``fallback`` is True when the subflow's connection fell back
     to plain TCP (``MPTCPInfo.fallback``; ``None`` if the kernel did not say).
+    ``processes`` holds the processes holding the connection's socket
+    (``mptcp._procs.Process``) when the sampler looks them up, else ``None``.
     """
 
     token: Optional[int]
@@ -65,6 +73,7 @@ class SubflowRate(NamedTuple):
     tx_rate: Optional[float]
     rx_rate: Optional[float]
     fallback: Optional[bool] = None
+    processes: Optional[Tuple[Any, ...]] = None
 
 
 _Key = Tuple[Optional[int], Optional[Address], Optional[Address]]
@@ -89,16 +98,23 @@ class Sampler:
         Returns the connections to show; :func:`mptcp.connections` by default.
     clock
         A monotonic clock in seconds.
+    processes
+        Also look up the processes holding each connection.
     """
 
     def __init__(self, source: Optional[Callable[[], List[Any]]] = None,
-                 clock: Callable[[], float] = time.monotonic) -> None:
+                 clock: Callable[[], float] = time.monotonic, processes: bool = False) -> None:
         if source is None:
             from .. import connections
 
             source = connections
         self._source = source
         self._clock = clock
+        self._owners: Optional[Any] = None
+        if processes:
+            from .._procs import SocketOwners
+
+            self._owners = SocketOwners()
         self._prev: Dict[_Key, Tuple[Optional[int], Optional[int]]] = {}
         self._prev_t: Optional[float] = None
         self.connections = 0
@@ -116,8 +132,10 @@ class Sampler:
         dt = 0.0 if self._prev_t is None else now - self._prev_t
         seen: Dict[_Key, Tuple[Optional[int], Optional[int]]] = {}
         rows: List[SubflowRate] = []
+        owners = None if self._owners is None else self._owners.owners(c.inode for c in conns)
         for c in conns:
             fallback = None if c.info is None else c.info.fallback
+            procs = None if owners is None else owners.get(c.inode, ())
             for s, d in zip(c.subflows, c.subflow_diag):
                 key: _Key = (c.token, s.local, s.remote)
                 before = self._prev.get(key)
@@ -127,7 +145,7 @@ class Sampler:
                     s.snd_cwnd, s.bytes_acked, s.bytes_received,
                     None if before is None else _rate(s.bytes_acked, before[0], dt),
                     None if before is None else _rate(s.bytes_received, before[1], dt),
-                    fallback,
+                    fallback, procs,
                 ))
         self._prev = seen
         self._prev_t = now
@@ -154,6 +172,8 @@ def render(rows: List[SubflowRate], connections: int, interval: float,
              " - B = backup, F = fallback to TCP - q quits")
     header = (f"{'TOKEN':<8}  {'LOCAL':<{lw}}  {'REMOTE':<{rw}}  BF  {'IDS':<7}"
               f"  {'TX/s':>12}  {'RX/s':>12}  {'RTT ms':>8}  {'CWND':>6}")
+    if any(r.processes is not None for r in rows):
+        header += "  PROCESS"
     lines = [title, header]
     for r in rows:
         token = token_hex(r.token)
@@ -162,7 +182,9 @@ def render(rows: List[SubflowRate], connections: int, interval: float,
         lines.append(
             f"{token:<8}  {hostport(r.local):<{lw}}  {hostport(r.remote):<{rw}}  {mark}  {ids:<7}"
             f"  {human_bytes(r.tx_rate, '/s'):>12}  {human_bytes(r.rx_rate, '/s'):>12}"
-            f"  {_ms(r.rtt_us):>8}  {opt(r.snd_cwnd):>6}{'  fallback' if r.fallback else ''}")
+            f"  {_ms(r.rtt_us):>8}  {opt(r.snd_cwnd):>6}"
+            f"{'  ' + processes_text(r.processes) if r.processes else ''}"
+            f"{'  fallback' if r.fallback else ''}")
     if height > 0:
         lines = lines[:height]
     return [line[:width] for line in lines]
@@ -174,13 +196,21 @@ def snapshot_json(rows: List[SubflowRate], connections: int, elapsed: float) -> 
         "interval": elapsed,
         "connections": connections,
         "subflows": [
-            {**r._asdict(),
+            {**_row_json(r),
              "token": token_json(r.token),
              "local": None if r.local is None else list(r.local),
              "remote": None if r.remote is None else list(r.remote)}
             for r in rows
         ],
     }
+
+
+def _row_json(r: SubflowRate) -> Dict[str, Any]:
+    row = r._asdict()
+    procs = row.pop("processes")
+    if procs is not None:  # only with -p: the default JSON stays as it was
+        row["processes"] = processes_json(procs)
+    return row
 
 
 def _write_sample(sampler: Sampler, interval: float, as_json: bool, out: TextIO,
@@ -251,7 +281,8 @@ def _live(sampler: Sampler, interval: float, fd_in: int, out: TextIO) -> int:
 
 
 def run(interval: float = 1.0, *, once: bool = False, as_json: bool = False,
-        out: Optional[TextIO] = None, inp: Optional[TextIO] = None) -> int:
+        processes: bool = False, out: Optional[TextIO] = None,
+        inp: Optional[TextIO] = None) -> int:
     """Run ``mptcp top``; returns the exit status.
 
     Parameters
@@ -262,6 +293,8 @@ def run(interval: float = 1.0, *, once: bool = False, as_json: bool = False,
         Print one snapshot (rates over one ``interval``) and return.
     as_json
         Print snapshots as JSON objects (one per line) instead of text.
+    processes
+        Name the processes holding each connection (``-p``).
     out, inp
         The output and keyboard streams (``sys.stdout``/``sys.stdin``).
 
@@ -281,7 +314,7 @@ def run(interval: float = 1.0, *, once: bool = False, as_json: bool = False,
         raise ValueError(f"--interval must be > 0 seconds, not {interval}")
     out = sys.stdout if out is None else out
     inp = sys.stdin if inp is None else inp
-    sampler = Sampler()
+    sampler = Sampler(processes=processes)
     try:
         with stop_on_signals():
             if once:
