@@ -256,6 +256,13 @@ enum {
 #ifndef SOCK_DIAG_BY_FAMILY
 #define SOCK_DIAG_BY_FAMILY 20
 #endif
+/* The inet_diag request from before sock_diag (2.6.x), still served: the kernel
+ * answers it with family AF_UNSPEC, so one walk of the TCP hash table returns the
+ * IPv4 and IPv6 sockets together, where SOCK_DIAG_BY_FAMILY needs one walk per
+ * family (net/ipv4/inet_diag.c, inet_diag_dump_compat). Replies carry this type. */
+#ifndef TCPDIAG_GETSOCK
+#define TCPDIAG_GETSOCK 18
+#endif
 #ifndef INET_DIAG_NOCOOKIE
 #define INET_DIAG_NOCOOKIE (~0U)
 #endif
@@ -308,6 +315,16 @@ struct mptcpk_inet_diag_req_v2 {
     uint8_t  pad;
     uint32_t states;
     struct mptcpk_inet_diag_sockid id;
+};
+
+struct mptcpk_inet_diag_req {     /* the TCPDIAG_GETSOCK request */
+    uint8_t  family;                /* ignored: AF_UNSPEC for a dump */
+    uint8_t  src_len;
+    uint8_t  dst_len;
+    uint8_t  ext;
+    struct mptcpk_inet_diag_sockid id;
+    uint32_t states;
+    uint32_t dbs;
 };
 
 struct mptcpk_inet_diag_msg {
@@ -629,6 +646,7 @@ _Static_assert(offsetof(struct mptcpk_tcp_info, total_rto) == 240, "tcpi_total_r
 _Static_assert(sizeof(struct mptcpk_tcp_info) == 248, "tcp_info up to total_rto_time");
 _Static_assert(sizeof(struct mptcpk_inet_diag_sockid) == 48, "inet_diag_sockid is 48");
 _Static_assert(sizeof(struct mptcpk_inet_diag_req_v2) == 56, "inet_diag_req_v2 is 56");
+_Static_assert(sizeof(struct mptcpk_inet_diag_req) == 60, "inet_diag_req is 60");
 _Static_assert(sizeof(struct mptcpk_inet_diag_msg) == 72, "inet_diag_msg is 72");
 _Static_assert(sizeof(struct mptcpk_sub_status) == 2, "mptcp_sub_status is 2 bytes");
 _Static_assert(offsetof(struct mptcpk_sub_ids, sub_status) == 2, "sub_ids header is 2");
