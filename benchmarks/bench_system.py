@@ -7,7 +7,7 @@ same run and the same client namespace:
 
 - ``ss``:   one run of ``ss -tiMnH`` (the C tool; forked from a thread inside the
             namespace, its output read from a pipe), wall time including process start;
-- ``lib``:  ``mptcp.connections()`` in this process (two MPTCP dumps, two TCP
+- ``lib``:  ``mptcp.connections()`` in this process (two MPTCP dumps, one TCP
             dumps, records built);
 - ``ls json`` / ``ls text``: the command as a user runs it, ``python -m mptcp ls
             --json`` and ``python -m mptcp ls``, as processes started like ``ss``

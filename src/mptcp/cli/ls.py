@@ -44,14 +44,14 @@ def add_parser(sub: Any) -> None:
 def json_text(conns: List[Any], owners: Optional[Owners] = None) -> str:
     """``conns`` (:class:`mptcp.Connection` records) as the JSON text ``ls --json``
     prints; with ``owners``, each connection also gets ``"processes"``."""
-    import json
-
     from .. import Connection, DiagSubflow, MPTCPInfo, SubflowInfo
     from ._json import dumps_records, encoder
 
     nested = (MPTCPInfo, SubflowInfo, DiagSubflow)
     if owners is None:
         return dumps_records(conns, Connection, nested)
+    import json
+
     enc = encoder(Connection, nested)
     # Each record's object, its closing brace replaced by one more key.
     return "[" + ",".join(
