@@ -114,6 +114,19 @@ def lab() -> Iterator[Lab]:
         lab.close()
 
 
+@pytest.fixture(scope="module")
+def pm_lab() -> Iterator[Lab]:
+    """A lab whose client has the in-kernel path manager and no endpoint (the
+    tests add and remove them), shared by a module's tests."""
+    from mptcp._lab import Lab
+
+    lab = Lab(prefix=LAB_PREFIX, endpoint=False)
+    try:
+        yield lab
+    finally:
+        lab.close()
+
+
 def _userspace_lab() -> Iterator[Lab]:
     from mptcp._lab import Lab
 

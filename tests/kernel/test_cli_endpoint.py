@@ -17,23 +17,14 @@ from mptcp._lab import Lab
 SRC = str(Path(mptcp.__file__).resolve().parents[1])
 
 
-@pytest.fixture(scope="module")
-def klab() -> Iterator[Lab]:
-    lab = Lab(prefix="mptcp", endpoint=False)
-    try:
-        yield lab
-    finally:
-        lab.close()
-
-
 @pytest.fixture
-def clean(klab: Lab) -> Iterator[Lab]:
-    klab.ip(klab.client_ns, "mptcp", "endpoint", "flush")
+def clean(pm_lab: Lab) -> Iterator[Lab]:
+    pm_lab.ip(pm_lab.client_ns, "mptcp", "endpoint", "flush")
     try:
-        yield klab
+        yield pm_lab
     finally:
-        klab.ip(klab.client_ns, "mptcp", "endpoint", "flush")
-        klab.ip(klab.client_ns, "mptcp", "limits", "set", "subflows", "8", "add_addr_accepted", "8")
+        pm_lab.ip(pm_lab.client_ns, "mptcp", "endpoint", "flush")
+        pm_lab.ip(pm_lab.client_ns, "mptcp", "limits", "set", "subflows", "8", "add_addr_accepted", "8")
 
 
 def run(lab: Lab, *args: str) -> subprocess.CompletedProcess[str]:

@@ -5,7 +5,6 @@ from __future__ import annotations
 import errno
 import re
 import socket
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -13,16 +12,6 @@ import pytest
 import mptcp
 from mptcp import pm as P
 from mptcp._lab import Lab
-
-
-@pytest.fixture(scope="module")
-def klab() -> Iterator[Lab]:
-    """In-kernel PM on the client (no endpoint: the tests manage them)."""
-    lab = Lab(prefix="mptcp", endpoint=False)
-    try:
-        yield lab
-    finally:
-        lab.close()
 
 
 def with_pm(lab: Lab, fn: Any) -> Any:
@@ -51,75 +40,75 @@ def ip_endpoints(lab: Lab) -> list[dict[str, Any]]:
     return out
 
 
-def test_mode(klab: Lab, ulab: Lab) -> None:
-    assert with_pm(klab, lambda pm: pm.mode) == "in-kernel"
+def test_mode(pm_lab: Lab, ulab: Lab) -> None:
+    assert with_pm(pm_lab, lambda pm: pm.mode) == "in-kernel"
     assert with_pm(ulab, lambda pm: pm.mode) == "userspace"
-    assert klab.run_in(klab.server_ns, P.read_mode) == "in-kernel"
+    assert pm_lab.run_in(pm_lab.server_ns, P.read_mode) == "in-kernel"
 
 
-def test_endpoints_round_trip(klab: Lab) -> None:
-    a2 = klab.client_addrs["v4"][1]
-    a6 = klab.client_addrs["v6"][1]
-    with_pm(klab, lambda pm: pm.flush_endpoints())
-    ep = with_pm(klab, lambda pm: pm.add_endpoint(a2, dev="c2", subflow=True, backup=True))
-    assert ep.addr == a2 and ep.dev == "c2" and ep.if_index == klab.ifindex(klab.client_ns, "c2")
+def test_endpoints_round_trip(pm_lab: Lab) -> None:
+    a2 = pm_lab.client_addrs["v4"][1]
+    a6 = pm_lab.client_addrs["v6"][1]
+    with_pm(pm_lab, lambda pm: pm.flush_endpoints())
+    ep = with_pm(pm_lab, lambda pm: pm.add_endpoint(a2, dev="c2", subflow=True, backup=True))
+    assert ep.addr == a2 and ep.dev == "c2" and ep.if_index == pm_lab.ifindex(pm_lab.client_ns, "c2")
     assert ep.flags == mptcp.EndpointFlags.SUBFLOW | mptcp.EndpointFlags.BACKUP and ep.id >= 1
-    ep6 = with_pm(klab, lambda pm: pm.add_endpoint(a6, id=42, port=8080, signal=True))
+    ep6 = with_pm(pm_lab, lambda pm: pm.add_endpoint(a6, id=42, port=8080, signal=True))
     assert ep6 == mptcp.Endpoint(42, a6, 8080, mptcp.EndpointFlags.SIGNAL, None, None)
-    shown = {r["id"]: r for r in ip_endpoints(klab)}
+    shown = {r["id"]: r for r in ip_endpoints(pm_lab)}
     assert shown[ep.id]["addr"] == a2 and shown[ep.id]["dev"] == "c2"
     assert shown[ep.id]["flags"] >= {"subflow", "backup"}
     assert shown[42]["addr"] == a6 and shown[42]["port"] == 8080 and "signal" in shown[42]["flags"]
-    assert sorted(e.id for e in with_pm(klab, lambda pm: pm.endpoints())) == sorted(shown)
+    assert sorted(e.id for e in with_pm(pm_lab, lambda pm: pm.endpoints())) == sorted(shown)
     # one endpoint by id (GET_ADDR with an id), as the dump has it
-    for e in with_pm(klab, lambda pm: pm.endpoints()):
-        assert with_pm(klab, lambda pm: pm.get_endpoint(e.id)) == e
-    assert with_pm(klab, lambda pm: pm.get_endpoint(99)) is None
+    for e in with_pm(pm_lab, lambda pm: pm.endpoints()):
+        assert with_pm(pm_lab, lambda pm: pm.get_endpoint(e.id)) == e
+    assert with_pm(pm_lab, lambda pm: pm.get_endpoint(99)) is None
 
-    ep2 = with_pm(klab, lambda pm: pm.set_endpoint_flags(ep.id, backup=False, fullmesh=True))
+    ep2 = with_pm(pm_lab, lambda pm: pm.set_endpoint_flags(ep.id, backup=False, fullmesh=True))
     assert ep2.flags == mptcp.EndpointFlags.SUBFLOW | mptcp.EndpointFlags.FULLMESH
-    shown = {r["id"]: r for r in ip_endpoints(klab)}
+    shown = {r["id"]: r for r in ip_endpoints(pm_lab)}
     assert "backup" not in shown[ep.id]["flags"] and "fullmesh" in shown[ep.id]["flags"]
     # None keeps a flag as it is
-    ep3 = with_pm(klab, lambda pm: pm.set_endpoint_flags(ep.id, backup=True))
+    ep3 = with_pm(pm_lab, lambda pm: pm.set_endpoint_flags(ep.id, backup=True))
     assert ep3.flags == mptcp.EndpointFlags.SUBFLOW | mptcp.EndpointFlags.FULLMESH | mptcp.EndpointFlags.BACKUP
 
     with pytest.raises(mptcp.PathManagerError):  # duplicate id
-        with_pm(klab, lambda pm: pm.add_endpoint(klab.client_addrs["v4"][0], id=42))
-    with_pm(klab, lambda pm: pm.remove_endpoint(42))
-    assert 42 not in {r["id"] for r in ip_endpoints(klab)}
+        with_pm(pm_lab, lambda pm: pm.add_endpoint(pm_lab.client_addrs["v4"][0], id=42))
+    with_pm(pm_lab, lambda pm: pm.remove_endpoint(42))
+    assert 42 not in {r["id"] for r in ip_endpoints(pm_lab)}
     with pytest.raises(mptcp.PathManagerError):
-        with_pm(klab, lambda pm: pm.remove_endpoint(42))
+        with_pm(pm_lab, lambda pm: pm.remove_endpoint(42))
     with pytest.raises(mptcp.PathManagerError):
-        with_pm(klab, lambda pm: pm.set_endpoint_flags(42, backup=True))
-    with_pm(klab, lambda pm: pm.flush_endpoints())
-    assert ip_endpoints(klab) == [] and with_pm(klab, lambda pm: pm.endpoints()) == []
+        with_pm(pm_lab, lambda pm: pm.set_endpoint_flags(42, backup=True))
+    with_pm(pm_lab, lambda pm: pm.flush_endpoints())
+    assert ip_endpoints(pm_lab) == [] and with_pm(pm_lab, lambda pm: pm.endpoints()) == []
 
 
-def test_limits_round_trip(klab: Lab) -> None:
-    assert with_pm(klab, lambda pm: pm.limits()) == mptcp.Limits(8, 8)  # set by the lab
-    got = with_pm(klab, lambda pm: pm.set_limits(subflows=3))
+def test_limits_round_trip(pm_lab: Lab) -> None:
+    assert with_pm(pm_lab, lambda pm: pm.limits()) == mptcp.Limits(8, 8)  # set by the lab
+    got = with_pm(pm_lab, lambda pm: pm.set_limits(subflows=3))
     assert got == mptcp.Limits(3, 8)
-    got = with_pm(klab, lambda pm: pm.set_limits(add_addr_accepted=5))
+    got = with_pm(pm_lab, lambda pm: pm.set_limits(add_addr_accepted=5))
     assert got == mptcp.Limits(3, 5)
-    text = klab.ip(klab.client_ns, "mptcp", "limits", "show")
+    text = pm_lab.ip(pm_lab.client_ns, "mptcp", "limits", "show")
     assert re.search(r"add_addr_accepted 5", text) and re.search(r"subflows 3", text)
     with pytest.raises(mptcp.PathManagerError, match="maximum"):
-        with_pm(klab, lambda pm: pm.set_limits(subflows=1000))
-    with_pm(klab, lambda pm: pm.set_limits(8, 8))
+        with_pm(pm_lab, lambda pm: pm.set_limits(subflows=1000))
+    with_pm(pm_lab, lambda pm: pm.set_limits(8, 8))
 
 
-def test_in_kernel_connection_refuses_userspace_commands(klab: Lab) -> None:
-    srv = klab.start_server()
-    with klab.connect(port=srv.port) as s:
+def test_in_kernel_connection_refuses_userspace_commands(pm_lab: Lab) -> None:
+    srv = pm_lab.start_server()
+    with pm_lab.connect(port=srv.port) as s:
         s.sendall(b"x")
         with pytest.raises(mptcp.PathManagerError, match=r"sysctl net\.mptcp\.pm_type=1"):
-            with_pm(klab, lambda pm: pm.create_subflow(
-                s, klab.client_addrs["v4"][1], (klab.server_addrs["v4"][0], srv.port)))
+            with_pm(pm_lab, lambda pm: pm.create_subflow(
+                s, pm_lab.client_addrs["v4"][1], (pm_lab.server_addrs["v4"][0], srv.port)))
         with pytest.raises(mptcp.PathManagerError, match="pm_type=1"):
-            with_pm(klab, lambda pm: pm.announce(s, klab.client_addrs["v4"][1], 5))
+            with_pm(pm_lab, lambda pm: pm.announce(s, pm_lab.client_addrs["v4"][1], 5))
         with pytest.raises(mptcp.PathManagerError, match="pm_type=1"):
-            klab.run_in(klab.client_ns, mptcp.open_sub, s, local=klab.client_addrs["v4"][1])
+            pm_lab.run_in(pm_lab.client_ns, mptcp.open_sub, s, local=pm_lab.client_addrs["v4"][1])
 
 
 def test_userspace_commands_and_errors(ulab: Lab) -> None:

@@ -18,16 +18,6 @@ from mptcp import pm as P
 from mptcp._lab import Lab
 
 
-@pytest.fixture(scope="module")
-def klab() -> Iterator[Lab]:
-    """The in-kernel path manager on the client, no endpoint."""
-    lab = Lab(prefix="mptcp", endpoint=False)
-    try:
-        yield lab
-    finally:
-        lab.close()
-
-
 def in_ns(lab: Lab, fn: Callable[..., Any], *args: Any) -> Any:
     return lab.run_in(lab.client_ns, fn, *args)
 
@@ -132,24 +122,24 @@ CALL_NAMES = ["create_subflow", "announce", "remove", "local_addresses", "destro
 
 
 @pytest.mark.parametrize("call", CALL_NAMES)
-def test_in_kernel_connection_and_unknown_token_told_apart(klab: Lab, call: str) -> None:
+def test_in_kernel_connection_and_unknown_token_told_apart(pm_lab: Lab, call: str) -> None:
     # 6.18 answers both with EINVAL naming the TOKEN attribute: the library asks the
     # kernel a second question instead of reading the wording.
-    srv = klab.start_server()
-    fn = _calls(klab, srv.port)[call]
-    with klab.connect(port=srv.port) as s:
+    srv = pm_lab.start_server()
+    fn = _calls(pm_lab, srv.port)[call]
+    with pm_lab.connect(port=srv.port) as s:
         s.sendall(b"x")
-        token, fallback = ss_token(klab, srv.port)
+        token, fallback = ss_token(pm_lab, srv.port)
         assert not fallback
         for conn in (s, token):
             with pytest.raises(mptcp.PathManagerError) as info:
-                pm_call(klab, lambda pm: fn(pm, conn))
+                pm_call(pm_lab, lambda pm: fn(pm, conn))
             assert type(info.value) is mptcp.PathManagerError
             assert str(info.value).startswith(f"[Errno {errno.EINVAL}] {call}"), info.value
             assert "sysctl net.mptcp.pm_type=1" in str(info.value)
         unknown = token ^ 0x5A5A5A5A
         with pytest.raises(mptcp.NotMPTCPError) as info:
-            pm_call(klab, lambda pm: fn(pm, unknown))
+            pm_call(pm_lab, lambda pm: fn(pm, unknown))
         assert str(info.value).startswith(f"[Errno {errno.EINVAL}] {call}"), info.value
         assert f"no MPTCP connection with this token ({unknown:08x})" in str(info.value)
 

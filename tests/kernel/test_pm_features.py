@@ -4,7 +4,7 @@
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from typing import Any
 
 import pytest
@@ -12,15 +12,6 @@ import pytest
 import mptcp
 from mptcp import pm as P
 from mptcp._lab import Lab
-
-
-@pytest.fixture(scope="module")
-def klab() -> Iterator[Lab]:
-    lab = Lab(prefix="mptcp", endpoint=False)
-    try:
-        yield lab
-    finally:
-        lab.close()
 
 
 def pm_call(lab: Lab, fn: Callable[[P.PathManager], Any]) -> Any:
@@ -40,22 +31,22 @@ def ss_info(lab: Lab, local: tuple[str, int]) -> dict[str, int]:
     raise AssertionError(f"no MPTCP socket {local} in:\n{out}")
 
 
-def test_laminar_endpoint_and_the_endpoint_counters(klab: Lab) -> None:
-    n = klab.net
-    c2 = klab.client_addrs["v4"][1]
-    pm_call(klab, lambda pm: pm.flush_endpoints())
+def test_laminar_endpoint_and_the_endpoint_counters(pm_lab: Lab) -> None:
+    n = pm_lab.net
+    c2 = pm_lab.client_addrs["v4"][1]
+    pm_call(pm_lab, lambda pm: pm.flush_endpoints())
     try:
-        ep = pm_call(klab, lambda pm: pm.add_endpoint(c2, dev="c2", laminar=True))
+        ep = pm_call(pm_lab, lambda pm: pm.add_endpoint(c2, dev="c2", laminar=True))
         assert ep.flags == mptcp.EndpointFlags.LAMINAR and ep.dev == "c2"
-        assert pm_call(klab, lambda pm: pm.get_endpoint(ep.id)) == ep
+        assert pm_call(pm_lab, lambda pm: pm.get_endpoint(ep.id)) == ep
         # iproute2 6.1 does not know the flag by name: it prints its bit (0x20)
-        (line,) = klab.ip(klab.client_ns, "mptcp", "endpoint", "show").splitlines()
+        (line,) = pm_lab.ip(pm_lab.client_ns, "mptcp", "endpoint", "show").splitlines()
         assert line.split()[:3] == [c2, "id", str(ep.id)] and "rawflags 20" in line, line
-        pm_call(klab, lambda pm: pm.add_endpoint(f"10.{n}.2.9", signal=True))
-        pm_call(klab, lambda pm: pm.add_endpoint(f"10.{n}.2.10", laminar=True, subflow=True))
+        pm_call(pm_lab, lambda pm: pm.add_endpoint(f"10.{n}.2.9", signal=True))
+        pm_call(pm_lab, lambda pm: pm.add_endpoint(f"10.{n}.2.10", laminar=True, subflow=True))
 
-        srv = klab.start_server()
-        with klab.connect(port=srv.port) as s:
+        srv = pm_lab.start_server()
+        with pm_lab.connect(port=srv.port) as s:
             s.sendall(b"x")
             info = mptcp.info(s)
             assert (info.endp_laminar_max, info.endp_fullmesh_max) == (2, 0)
@@ -67,12 +58,12 @@ def test_laminar_endpoint_and_the_endpoint_counters(klab: Lab) -> None:
                               "endp_laminar_max", "endp_fullmesh_max", "local_addr_max"):
                     assert getattr(view, field) == getattr(mptcp.info(s), field), field
                 # the outside view of the same numbers (ss prints the non-zero ones)
-                ss = ss_info(klab, s.getsockname())
+                ss = ss_info(pm_lab, s.getsockname())
                 assert ss["add_addr_signal_max"] == view.add_addr_signal_max == 1
                 assert ss["add_addr_accepted_max"] == view.add_addr_accepted_max == 8
                 assert ss["subflows_max"] == view.subflows_max
     finally:
-        pm_call(klab, lambda pm: pm.flush_endpoints())
+        pm_call(pm_lab, lambda pm: pm.flush_endpoints())
 
 
 def test_announce_with_an_interface(ulab: Lab) -> None:

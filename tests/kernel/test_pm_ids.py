@@ -12,9 +12,7 @@ import errno
 import re
 import socket
 import struct
-import sys
-from collections.abc import Callable, Iterator
-from pathlib import Path
+from collections.abc import Callable
 from typing import Any, Optional
 
 import pytest
@@ -26,18 +24,7 @@ from mptcp._lab import Lab
 from mptcp._netlink import genl
 from mptcp._netlink.mptcp_pm import FAMILY, AddrAttr, Cmd, PmAttr, put_addr
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from outside import start_ip_monitor  # noqa: E402
-
-
-@pytest.fixture(scope="module")
-def klab() -> Iterator[Lab]:
-    """In-kernel PM on the client, no endpoint: the tests add them."""
-    lab = Lab(prefix="mptcp", endpoint=False)
-    try:
-        yield lab
-    finally:
-        lab.close()
+from tests.outside import start_ip_monitor
 
 
 def in_ns(lab: Lab, fn: Callable[..., Any], *args: Any, **kw: Any) -> Any:
@@ -200,29 +187,29 @@ def test_remove_id_0_withdraws_the_initial_address(ulab: Lab) -> None:
 # ---------------------------------------------------------------- remove_endpoint id 0
 
 
-def test_remove_endpoint_id_0_by_address(klab: Lab) -> None:
-    c1, c2 = klab.client_addrs["v4"]
-    srv = klab.start_server()
-    pm_call(klab, lambda pm: pm.flush_endpoints())
-    pm_call(klab, lambda pm: pm.add_endpoint(c2, dev="c2", subflow=True))
+def test_remove_endpoint_id_0_by_address(pm_lab: Lab) -> None:
+    c1, c2 = pm_lab.client_addrs["v4"]
+    srv = pm_lab.start_server()
+    pm_call(pm_lab, lambda pm: pm.flush_endpoints())
+    pm_call(pm_lab, lambda pm: pm.add_endpoint(c2, dev="c2", subflow=True))
     try:
-        with klab.connect(port=srv.port) as s:
+        with pm_lab.connect(port=srv.port) as s:
             s.sendall(b"x" * 2000)
-            klab.wait_for(lambda: len(mptcp.get_sub_ids(s)) == 2, what="the endpoint's subflow")
+            pm_lab.wait_for(lambda: len(mptcp.get_sub_ids(s)) == 2, what="the endpoint's subflow")
             initial = s.getsockname()
             with pytest.raises(ValueError, match="give the address too"):
-                pm_call(klab, lambda pm: pm.remove_endpoint(0))
-            pm_call(klab, lambda pm: pm.remove_endpoint(0, c1))
-            klab.wait_for(lambda: [sf.local[0] for sf in mptcp.subflows(s)] == [c2],
+                pm_call(pm_lab, lambda pm: pm.remove_endpoint(0))
+            pm_call(pm_lab, lambda pm: pm.remove_endpoint(0, c1))
+            pm_lab.wait_for(lambda: [sf.local[0] for sf in mptcp.subflows(s)] == [c2],
                           what="the initial subflow to close")
             assert all(r["local"] != initial or r["state"] != "ESTAB"
-                       for r in klab.ss_subflows(klab.client_ns))
+                       for r in pm_lab.ss_subflows(pm_lab.client_ns))
             s.sendall(b"still there")
             # the endpoints are untouched (no endpoint has id 0)
-            shown = klab.ip(klab.client_ns, "mptcp", "endpoint", "show")
+            shown = pm_lab.ip(pm_lab.client_ns, "mptcp", "endpoint", "show")
             assert c2 in shown and c1 not in shown
     finally:
-        pm_call(klab, lambda pm: pm.flush_endpoints())
+        pm_call(pm_lab, lambda pm: pm.flush_endpoints())
 
 
 # ---------------------------------------------------------------- the ranges, per command
@@ -232,20 +219,20 @@ def _id_only(i: int) -> Callable[[genl.Encoder], None]:
     return lambda e: put_addr(e, PmAttr.ADDR, None, id=i)
 
 
-def test_endpoint_id_ranges_agree_with_the_kernel(klab: Lab) -> None:
-    n = klab.net
-    flush = lambda: pm_call(klab, lambda pm: pm.flush_endpoints())  # noqa: E731
-    shown = lambda: klab.ip(klab.client_ns, "mptcp", "endpoint", "show")  # noqa: E731
+def test_endpoint_id_ranges_agree_with_the_kernel(pm_lab: Lab) -> None:
+    n = pm_lab.net
+    flush = lambda: pm_call(pm_lab, lambda pm: pm.flush_endpoints())  # noqa: E731
+    shown = lambda: pm_lab.ip(pm_lab.client_ns, "mptcp", "endpoint", "show")  # noqa: E731
     flush()
     try:
         # ADD_ADDR: 0 means "the kernel picks" for both; 1 and 255 are ids
         for i in (0, 1, 255):
             addr = f"10.{n}.2.{100 + i % 100}"
-            assert raw(klab, Cmd.ADD_ADDR, lambda e: put_addr(
+            assert raw(pm_lab, Cmd.ADD_ADDR, lambda e: put_addr(
                 e, PmAttr.ADDR, parse_ip(addr), id=i, flags=2)) == 0
             got = shown()
             flush()
-            ep = pm_call(klab, lambda pm: pm.add_endpoint(addr, id=i, subflow=True))
+            ep = pm_call(pm_lab, lambda pm: pm.add_endpoint(addr, id=i, subflow=True))
             assert ep.id == (i or ep.id) and ep.id != 0
             assert shown() == got
             flush()
@@ -258,41 +245,41 @@ def test_endpoint_id_ranges_agree_with_the_kernel(klab: Lab) -> None:
             e.put_u16(AddrAttr.ID, 263)
             e.put(AddrAttr.FLAGS, 2)
             e.nest_end(start)
-        assert raw(klab, Cmd.ADD_ADDR, wide) == 0 and f"10.{n}.2.50 id 7 " in shown()
+        assert raw(pm_lab, Cmd.ADD_ADDR, wide) == 0 and f"10.{n}.2.50 id 7 " in shown()
         flush()
         for bad in (256, 263, -1):
-            assert outcome(klab, lambda pm: pm.add_endpoint(f"10.{n}.2.50", id=bad)) == "refused"
-            assert outcome(klab, lambda pm: pm.remove_endpoint(bad)) == "refused"
-            assert outcome(klab, lambda pm: pm.set_endpoint_flags(bad, backup=True)) == "refused"
-            assert outcome(klab, lambda pm: pm.get_endpoint(bad)) == "refused"
+            assert outcome(pm_lab, lambda pm: pm.add_endpoint(f"10.{n}.2.50", id=bad)) == "refused"
+            assert outcome(pm_lab, lambda pm: pm.remove_endpoint(bad)) == "refused"
+            assert outcome(pm_lab, lambda pm: pm.set_endpoint_flags(bad, backup=True)) == "refused"
+            assert outcome(pm_lab, lambda pm: pm.get_endpoint(bad)) == "refused"
 
         for i in (1, 255):
-            pm_call(klab, lambda pm: pm.add_endpoint(f"10.{n}.2.{i % 100 + 1}", id=i, subflow=True))
+            pm_call(pm_lab, lambda pm: pm.add_endpoint(f"10.{n}.2.{i % 100 + 1}", id=i, subflow=True))
         # SET_FLAGS by id: the kernel refuses 0 ("missing address ID"), so does the library
-        assert raw(klab, Cmd.SET_FLAGS, lambda e: put_addr(e, PmAttr.ADDR, None, id=0, flags=4)) \
+        assert raw(pm_lab, Cmd.SET_FLAGS, lambda e: put_addr(e, PmAttr.ADDR, None, id=0, flags=4)) \
             == errno.EOPNOTSUPP
-        assert outcome(klab, lambda pm: pm.set_endpoint_flags(0, backup=True)) == "refused"
+        assert outcome(pm_lab, lambda pm: pm.set_endpoint_flags(0, backup=True)) == "refused"
         for i in (1, 255):
-            assert raw(klab, Cmd.SET_FLAGS, lambda e: put_addr(e, PmAttr.ADDR, None, id=i, flags=4)) == 0
-            assert outcome(klab, lambda pm: pm.set_endpoint_flags(i, backup=False)) == "ok"
+            assert raw(pm_lab, Cmd.SET_FLAGS, lambda e: put_addr(e, PmAttr.ADDR, None, id=i, flags=4)) == 0
+            assert outcome(pm_lab, lambda pm: pm.set_endpoint_flags(i, backup=False)) == "ok"
         # GET_ADDR by id: 0 is a valid question whose answer is "none" (no endpoint
         # has id 0); 1 and 255 are found
-        assert raw(klab, Cmd.GET_ADDR, _id_only(0)) == errno.EINVAL
-        assert pm_call(klab, lambda pm: pm.get_endpoint(0)) is None
+        assert raw(pm_lab, Cmd.GET_ADDR, _id_only(0)) == errno.EINVAL
+        assert pm_call(pm_lab, lambda pm: pm.get_endpoint(0)) is None
         for i in (1, 255):
-            assert raw(klab, Cmd.GET_ADDR, _id_only(i)) == 0
-            assert pm_call(klab, lambda pm: pm.get_endpoint(i)).id == i
+            assert raw(pm_lab, Cmd.GET_ADDR, _id_only(i)) == 0
+            assert pm_call(pm_lab, lambda pm: pm.get_endpoint(i)).id == i
         # DEL_ADDR: 1 and 255 remove the endpoint; 0 needs the address. Without
         # it the kernel answers 0 but does nothing, so the library refuses it.
         before = shown()
-        assert raw(klab, Cmd.DEL_ADDR, _id_only(0)) == 0 and shown() == before
-        assert outcome(klab, lambda pm: pm.remove_endpoint(0)) == "refused"
-        c1 = klab.client_addrs["v4"][0]
-        assert raw(klab, Cmd.DEL_ADDR, lambda e: put_addr(e, PmAttr.ADDR, parse_ip(c1), id=0)) == 0
-        assert outcome(klab, lambda pm: pm.remove_endpoint(0, c1)) == "ok"
+        assert raw(pm_lab, Cmd.DEL_ADDR, _id_only(0)) == 0 and shown() == before
+        assert outcome(pm_lab, lambda pm: pm.remove_endpoint(0)) == "refused"
+        c1 = pm_lab.client_addrs["v4"][0]
+        assert raw(pm_lab, Cmd.DEL_ADDR, lambda e: put_addr(e, PmAttr.ADDR, parse_ip(c1), id=0)) == 0
+        assert outcome(pm_lab, lambda pm: pm.remove_endpoint(0, c1)) == "ok"
         assert shown() == before
-        assert raw(klab, Cmd.DEL_ADDR, _id_only(1)) == 0
-        assert outcome(klab, lambda pm: pm.remove_endpoint(255)) == "ok"
+        assert raw(pm_lab, Cmd.DEL_ADDR, _id_only(1)) == 0
+        assert outcome(pm_lab, lambda pm: pm.remove_endpoint(255)) == "ok"
         assert shown().strip() == ""
     finally:
         flush()
