@@ -64,10 +64,12 @@ def _as_mptcp_error(err: OSError, what: str) -> MPTCPError:
 def connections(*, listening: bool = False, orphans: bool = False) -> List[Connection]:
     """Every MPTCP connection in the calling thread's network namespace.
 
-    Two kinds of sock_diag dump (IPv4 and IPv6 each): the MPTCP sockets with
-    their ``mptcp_info``, then the TCP sockets with ``tcp_info`` and their MPTCP
-    subflow attributes, which are grouped under the connection whose token equals
-    their local token. Like ``ss``, it lists sockets in every state but LISTEN,
+    Two kinds of sock_diag dump: the MPTCP sockets with their ``mptcp_info`` (one
+    request per family), then the TCP sockets with ``tcp_info`` and their MPTCP
+    subflow attributes (one request for both families, the compat
+    ``TCPDIAG_GETSOCK``: each request walks the whole TCP table the namespaces
+    share), which are grouped under the connection whose token equals their local
+    token. Like ``ss``, it lists sockets in every state but LISTEN,
     CLOSE, TIME_WAIT and SYN_RECV; a subflow appears under its connection only if
     both were seen in the same call (a connection opening or closing meanwhile
     may show fewer subflows).
