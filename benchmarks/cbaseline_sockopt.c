@@ -23,6 +23,7 @@
 #define CB_CAP 8  /* the library's stack arrays hold 8 subflows */
 
 static struct mbpf cb_bpf;
+static struct mbpf_error cb_err;
 static struct mptcpk_subflow_info cb_sf[CB_CAP];
 static struct mptcpk_tcp_info cb_ti[CB_CAP];
 
@@ -37,7 +38,7 @@ static int64_t now_ns(void)
 int cb_load(void)
 {
     mbpf_init(&cb_bpf);
-    return mbpf_open(&cb_bpf, 0);
+    return mbpf_open(&cb_bpf, 0, &cb_err);
 }
 
 /* The request for subflow sub_id of fd from one FULL_INFO snapshot: 1 found, 0 not,
@@ -95,7 +96,7 @@ int64_t cb_get_mark_loop(int fd, uint32_t sub_id, int64_t n)
         int rc = target(fd, sub_id, &req);
         if (rc <= 0)
             return rc < 0 ? rc : -ENOENT;
-        rc = mbpf_call(&cb_bpf, &req, -1);
+        rc = mbpf_call(&cb_bpf, &req, -1, &cb_err);
         if (rc < 0)
             return rc;
         if (req.matched != 1 || req.ret != 0)

@@ -14,15 +14,16 @@ cdef extern from "mptcp_bpf.h" nogil:
         uint32_t id_rdonly_cast
     struct mbpf:
         int map_fd, prog_fd, link_fd
-        int stage
         int use_kfunc
         int insn_cnt
         mbpf_btf_info btf
         uint64_t ns_btf, ns_map, ns_prog, ns_link
+    struct mbpf_error:
+        int stage
         char message[256]
     void mbpf_init(mbpf *st)
-    int mbpf_open(mbpf *st, unsigned flags)
-    int mbpf_call(mbpf *st, mptcpk_bpf_req *req, int netns_fd)
+    int mbpf_open(mbpf *st, unsigned flags, mbpf_error *err)
+    int mbpf_call(mbpf *st, mptcpk_bpf_req *req, int netns_fd, mbpf_error *err)
     void mbpf_close(mbpf *st)
     void mbpf_forget(mbpf *st)
 
@@ -69,9 +70,6 @@ cdef extern from "<sys/socket.h>" nogil:
 cdef extern from "<unistd.h>" nogil:
     int bpf_c_close "close"(int fd)
 
-cdef extern from "<string.h>" nogil:
-    char *strncpy(char *dst, const char *src, size_t n)
-
 BPF_STAGES = ("none", "btf_open", "btf_parse", "btf_lookup", "map_create", "prog_load",
               "link_create", "map_update", "netns", "iter_create", "iter_read", "map_lookup",
               "args")
@@ -106,9 +104,9 @@ def _register_bpf(hook):
     bpf_hook = hook
 
 
-cdef int bpf_raise(int err, int stage, str call) except -1:
-    message = bpf_state.message.decode(errors="replace")
-    name = BPF_STAGES[stage] if 0 <= stage < len(BPF_STAGES) else "?"
+cdef int bpf_raise(int err, const mbpf_error *why, str call) except -1:
+    message = why.message.decode(errors="replace")
+    name = BPF_STAGES[why.stage] if 0 <= why.stage < len(BPF_STAGES) else "?"
     if bpf_hook is None:
         raise OSError(err, f"{call}: {name}: {message}")
     raise bpf_hook(err, name, message, call)
@@ -117,12 +115,13 @@ cdef int bpf_raise(int err, int stage, str call) except -1:
 def bpf_load(str call="load", unsigned flags=0):
     """Load the program unless it is loaded (BTF, map, program, link)."""
     cdef int rc
+    cdef mbpf_error why
     if bpf_state.link_fd >= 0:  # the common case, without taking the lock
         return
     with nogil:
-        rc = mbpf_open(&bpf_state, flags)
+        rc = mbpf_open(&bpf_state, flags, &why)
     if rc < 0:
-        bpf_raise(-rc, bpf_state.stage, call)
+        bpf_raise(-rc, &why, call)
 
 
 def bpf_loaded():
@@ -181,24 +180,14 @@ cdef int req_from_fd(int fd, uint32_t sub_id, mptcpk_bpf_req *req, str call) exc
     cdef uint8_t *ti = <uint8_t *>ti_stack
     cdef uint32_t cap = STACK_SUBFLOWS, i, n, sid
     cdef socklen_t length
-    cdef int err
     cdef void *heap = NULL
     cdef size_t ti_avail
     cdef const uint8_t *entry
     try:
-        while True:
-            err = full_info_call(fd, &hdr, sf, ti, cap, &length)
-            if err:
-                raise_errno(err, call, fd)
-            if hdr.num_subflows <= cap:
-                break
-            cap = hdr.num_subflows + 4
-            PyMem_Free(heap)
-            heap = PyMem_Malloc(cap * (sizeof(mptcpk_subflow_info) + sizeof(mptcpk_tcp_info)))
-            if heap == NULL:
-                raise MemoryError()
-            sf = <uint8_t *>heap
-            ti = sf + cap * sizeof(mptcpk_subflow_info)
+        full_info_fetch(fd, &hdr, &sf, &ti, &cap, &length, &heap, call)
+        # The two sockaddrs end at byte 136 + 28 of an entry (6.5 gives 264).
+        if elem_avail(hdr.size_sfinfo_kernel, hdr.size_sfinfo_user) < 136 + 28:
+            return 0
         ti_avail = elem_avail(hdr.size_tcpinfo_kernel, hdr.size_tcpinfo_user)
         n = hdr.num_subflows if hdr.num_subflows < cap else cap
         for i in range(n):
@@ -233,24 +222,28 @@ cdef tuple bpf_run(mptcpk_bpf_req *req, int sock_fd, str call):
     network namespace than the calling thread's, run it again in that namespace
     (SIOCGSKNS + setns, CAP_NET_ADMIN + CAP_SYS_ADMIN): never a false "not found"."""
     cdef int rc, nsfd
+    cdef mbpf_error why
     with nogil:
-        rc = mbpf_call(&bpf_state, req, -1)
+        rc = mbpf_call(&bpf_state, req, -1, &why)
     if rc < 0:
-        bpf_raise(-rc, bpf_state.stage, call)
+        bpf_raise(-rc, &why, call)
     if req.matched == 0 and sock_fd >= 0:
         with nogil:
             rc = netns_cookie(sock_fd) != netns_cookie(-1)
         if rc:
             nsfd = ioctl(sock_fd, MPTCPK_SIOCGSKNS)
             if nsfd < 0:
-                strncpy(bpf_state.message, b"SIOCGSKNS: the socket is in another network "
-                        b"namespace than the calling thread", sizeof(bpf_state.message) - 1)
-                bpf_raise(errno, MBPF_STAGE_NETNS, call)
+                rc = errno  # before anything else can change it
+                why.stage = MBPF_STAGE_NETNS
+                msg = (b"SIOCGSKNS: the socket is in another network namespace than the "
+                       b"calling thread")
+                memcpy(why.message, <const char *>msg, len(msg) + 1)
+                bpf_raise(rc, &why, call)
             try:
                 with nogil:
-                    rc = mbpf_call(&bpf_state, req, nsfd)
+                    rc = mbpf_call(&bpf_state, req, nsfd, &why)
                 if rc < 0:
-                    bpf_raise(-rc, bpf_state.stage, call)
+                    bpf_raise(-rc, &why, call)
             finally:
                 bpf_c_close(nsfd)
     return req.ret, req.matched
@@ -258,7 +251,7 @@ cdef tuple bpf_run(mptcpk_bpf_req *req, int sock_fd, str call):
 
 cdef int req_option(mptcpk_bpf_req *req, int op, int level, int optname, object value,
                     int buflen) except -1:
-    cdef const unsigned char[:] data
+    cdef const unsigned char[::1] data
     cdef int n
     req.op = op
     req.level = level
@@ -281,7 +274,8 @@ cdef int req_option(mptcpk_bpf_req *req, int op, int level, int optname, object 
 def bpf_sub_sockopt(int fd, uint32_t sub_id, bint set_, int level, int optname, value,
                     int buflen, str call):
     """One option of subflow ``sub_id`` of the connection on fd: (helper return,
-    sockets matched, value bytes read or None). Matched 0: no such live subflow."""
+    sockets matched, value bytes read (``buflen`` of them) or None, the subflow's
+    family). Matched 0: no such live subflow."""
     cdef mptcpk_bpf_req req
     memset(&req, 0, sizeof(req))
     req_option(&req, MPTCPK_BPF_OP_SET if set_ else MPTCPK_BPF_OP_GET, level, optname,
@@ -293,8 +287,8 @@ def bpf_sub_sockopt(int fd, uint32_t sub_id, bint set_, int level, int optname, 
     return ret, matched, None if set_ else (<char *>req.value)[:req.optlen], req.family
 
 
-def bpf_tuple_sockopt(uint32_t token, int family, const unsigned char[:] saddr not None,
-                      int sport, const unsigned char[:] daddr not None, int dport,
+def bpf_tuple_sockopt(uint32_t token, int family, const unsigned char[::1] saddr not None,
+                      uint16_t sport, const unsigned char[::1] daddr not None, uint16_t dport,
                       bint set_, int level, int optname, value, int buflen, int sock_fd,
                       str call):
     """The same for the subflow with this family and 4-tuple of connection ``token``

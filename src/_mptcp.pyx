@@ -702,6 +702,27 @@ cdef list live_ids_sorted(const mptcpk_full_info *hdr, const uint8_t *sf, const 
     return out
 
 
+cdef int full_info_fetch(int fd, mptcpk_full_info *hdr, uint8_t **sf, uint8_t **ti,
+                         uint32_t *cap, socklen_t *length, void **heap, str call) except -1:
+    """One FULL_INFO snapshot (6.5) into *sf/*ti, the caller's arrays of *cap entries;
+    with more subflows than that, grown once onto the heap (*heap: the caller frees it)
+    to the reported total, plus room for one joining meanwhile, and asked again."""
+    cdef int err
+    while True:
+        err = full_info_call(fd, hdr, sf[0], ti[0], cap[0], length)
+        if err:
+            raise_errno(err, call, fd)
+        if hdr.num_subflows <= cap[0]:
+            return 0
+        cap[0] = hdr.num_subflows + 4
+        PyMem_Free(heap[0])
+        heap[0] = PyMem_Malloc(cap[0] * (sizeof(mptcpk_subflow_info) + sizeof(mptcpk_tcp_info)))
+        if heap[0] == NULL:
+            raise MemoryError()
+        sf[0] = <uint8_t *>heap[0]
+        ti[0] = sf[0] + cap[0] * sizeof(mptcpk_subflow_info)
+
+
 cdef object full_info(int fd, bint ids_only, bint with_info, str call):
     """One FULL_INFO snapshot (6.5): subflow records or ids, and optionally MPTCPInfo."""
     cdef mptcpk_full_info hdr
@@ -711,24 +732,9 @@ cdef object full_info(int fd, bint ids_only, bint with_info, str call):
     cdef uint8_t *ti = <uint8_t *>ti_stack
     cdef uint32_t cap = STACK_SUBFLOWS
     cdef socklen_t length
-    cdef int err
     cdef void *heap = NULL
     try:
-        while True:
-            err = full_info_call(fd, &hdr, sf, ti, cap, &length)
-            if err:
-                raise_errno(err, call, fd)
-            if hdr.num_subflows <= cap:
-                break
-            # More subflows than our buffer: grow once to the reported total (+ room
-            # for one joining meanwhile) and ask again.
-            cap = hdr.num_subflows + 4
-            PyMem_Free(heap)
-            heap = PyMem_Malloc(cap * (sizeof(mptcpk_subflow_info) + sizeof(mptcpk_tcp_info)))
-            if heap == NULL:
-                raise MemoryError()
-            sf = <uint8_t *>heap
-            ti = sf + cap * sizeof(mptcpk_subflow_info)
+        full_info_fetch(fd, &hdr, &sf, &ti, &cap, &length, &heap, call)
         if ids_only:
             return live_ids_sorted(&hdr, sf, ti, cap)
         subs = decode_full_arrays(&hdr, sf, cap * sizeof(mptcpk_subflow_info), ti,

@@ -687,9 +687,9 @@ void mbpf_init(struct mbpf *st)
     pthread_mutex_init(&st->lock, NULL);
 }
 
-static int fail(struct mbpf *st, int stage, int rc)
+static int fail(struct mbpf_error *err, int stage, int rc)
 {
-    st->stage = stage;
+    err->stage = stage;
     return rc;
 }
 
@@ -704,17 +704,17 @@ static void close_fds(struct mbpf *st)
     st->link_fd = st->prog_fd = st->map_fd = -1;
 }
 
-static int open_locked(struct mbpf *st, unsigned flags)
+static int open_locked(struct mbpf *st, unsigned flags, struct mbpf_error *err)
 {
     uint64_t t = now_ns();
     int rc;
 
     close_fds(st);
-    st->message[0] = 0;
-    rc = mbpf_btf_read(NULL, &st->btf, st->message, sizeof st->message);
+    err->message[0] = 0;
+    rc = mbpf_btf_read(NULL, &st->btf, err->message, sizeof err->message);
     st->ns_btf = now_ns() - t;
     if (rc < 0)
-        return fail(st, rc == -EOPNOTSUPP ? MBPF_STAGE_BTF_LOOKUP :
+        return fail(err, rc == -EOPNOTSUPP ? MBPF_STAGE_BTF_LOOKUP :
                         rc == -EINVAL ? MBPF_STAGE_BTF_PARSE : MBPF_STAGE_BTF_OPEN, rc);
 
     t = now_ns();
@@ -728,8 +728,8 @@ static int open_locked(struct mbpf *st, unsigned flags)
     st->map_fd = (int)sys_bpf(MPTCPK_BPF_MAP_CREATE, &ma, sizeof ma);
     if (st->map_fd < 0) {
         rc = -errno;
-        say(st->message, sizeof st->message, "BPF_MAP_CREATE: %s", strerror(-rc));
-        return fail(st, MBPF_STAGE_MAP_CREATE, rc);
+        say(err->message, sizeof err->message, "BPF_MAP_CREATE: %s", strerror(-rc));
+        return fail(err, MBPF_STAGE_MAP_CREATE, rc);
     }
     st->ns_map = now_ns() - t;
 
@@ -742,9 +742,9 @@ static int open_locked(struct mbpf *st, unsigned flags)
     for (int kf = want_kfunc; kf >= 0; kf--) {
         int n = mbpf_build_prog(&st->btf, st->map_fd, kf, insns, (int)(sizeof insns / sizeof insns[0]));
         if (n < 0) {
-            say(st->message, sizeof st->message, "the program does not fit its buffer");
+            say(err->message, sizeof err->message, "the program does not fit its buffer");
             close_fds(st);
-            return fail(st, MBPF_STAGE_PROG_LOAD, n);
+            return fail(err, MBPF_STAGE_PROG_LOAD, n);
         }
         int fd = prog_load(insns, n, st->btf.id_iter_tcp, verdict, sizeof verdict);
         if (fd >= 0) {
@@ -754,14 +754,14 @@ static int open_locked(struct mbpf *st, unsigned flags)
             break;
         }
         rc = fd;
-        say(st->message, sizeof st->message, "BPF_PROG_LOAD: %s%s%s", strerror(-fd),
+        say(err->message, sizeof err->message, "BPF_PROG_LOAD: %s%s%s", strerror(-fd),
             verdict[0] ? ": verifier: " : "", verdict);
         if (fd == -EPERM)
             break;
     }
     if (st->prog_fd < 0) {
         close_fds(st);
-        return fail(st, MBPF_STAGE_PROG_LOAD, rc);
+        return fail(err, MBPF_STAGE_PROG_LOAD, rc);
     }
     st->ns_prog = now_ns() - t;
 
@@ -773,85 +773,111 @@ static int open_locked(struct mbpf *st, unsigned flags)
     st->link_fd = (int)sys_bpf(MPTCPK_BPF_LINK_CREATE, &la, sizeof la);
     if (st->link_fd < 0) {
         rc = -errno;
-        say(st->message, sizeof st->message, "BPF_LINK_CREATE: %s", strerror(-rc));
+        say(err->message, sizeof err->message, "BPF_LINK_CREATE: %s", strerror(-rc));
         close_fds(st);
-        return fail(st, MBPF_STAGE_LINK_CREATE, rc);
+        return fail(err, MBPF_STAGE_LINK_CREATE, rc);
     }
     st->ns_link = now_ns() - t;
-    st->message[0] = 0;
-    st->stage = MBPF_STAGE_NONE;
+    st->flags = flags;
+    err->message[0] = 0;
+    err->stage = MBPF_STAGE_NONE;
     return 0;
 }
 
-int mbpf_open(struct mbpf *st, unsigned flags)
+int mbpf_open(struct mbpf *st, unsigned flags, struct mbpf_error *err)
 {
     int rc = 0;
+    err->stage = MBPF_STAGE_NONE;
+    err->message[0] = 0;
     pthread_mutex_lock(&st->lock);
     if (st->link_fd < 0)  /* loaded meanwhile by another thread: nothing to do */
-        rc = open_locked(st, flags);
+        rc = open_locked(st, flags, err);
     pthread_mutex_unlock(&st->lock);
     return rc;
 }
 
-/* BPF_ITER_CREATE in the namespace of netns_fd (or the thread's own when < 0). */
-static int iter_create(struct mbpf *st, int netns_fd)
+static int iter_create_here(int link_fd)
 {
     struct mptcpk_bpf_iter_create ic;
-    int home = -1, fd, e;
-
     memset(&ic, 0, sizeof ic);
-    ic.link_fd = (uint32_t)st->link_fd;
-    if (netns_fd >= 0) {
-        home = open("/proc/thread-self/ns/net", O_RDONLY | O_CLOEXEC);
-        if (home < 0)
-            return fail(st, MBPF_STAGE_NETNS, -errno);
-        if (setns(netns_fd, CLONE_NEWNET) != 0) {
-            e = -errno;
-            close(home);
-            return fail(st, MBPF_STAGE_NETNS, e);
-        }
-    }
-    fd = (int)sys_bpf(MPTCPK_BPF_ITER_CREATE, &ic, sizeof ic);
-    e = fd < 0 ? -errno : 0;
-    if (home >= 0) {
-        /* Back home before anything else: this thread's later calls must not run in
-         * the other namespace. Failing to return is not recoverable here. */
-        if (setns(home, CLONE_NEWNET) != 0)
-            abort();
-        close(home);
-    }
-    return fd < 0 ? fail(st, MBPF_STAGE_ITER_CREATE, e) : fd;
+    ic.link_fd = (uint32_t)link_fd;
+    return (int)sys_bpf(MPTCPK_BPF_ITER_CREATE, &ic, sizeof ic);
 }
 
-int mbpf_call(struct mbpf *st, struct mptcpk_bpf_req *req, int netns_fd)
+struct iter_job {
+    int link_fd, netns_fd;
+    int fd, err, stage;
+};
+
+static void *iter_job_run(void *arg)
+{
+    struct iter_job *job = arg;
+    /* This thread only: it enters the namespace, creates the iterator there and
+     * ends, so no thread of the process is ever left in the other namespace. */
+    if (setns(job->netns_fd, CLONE_NEWNET) != 0) {
+        job->err = -errno;
+        job->stage = MBPF_STAGE_NETNS;
+        return NULL;
+    }
+    job->fd = iter_create_here(job->link_fd);
+    if (job->fd < 0) {
+        job->err = -errno;
+        job->stage = MBPF_STAGE_ITER_CREATE;
+    }
+    return NULL;
+}
+
+/* BPF_ITER_CREATE in the namespace of netns_fd, or the calling thread's when < 0.
+ * The iterator walks the namespace current at its creation; another namespace is
+ * entered by a short-lived thread of its own (about 50 us, on that path only). */
+static int iter_create(struct mbpf *st, int netns_fd, struct mbpf_error *err)
+{
+    struct iter_job job = {st->link_fd, netns_fd, -1, 0, MBPF_STAGE_NONE};
+    pthread_t thread;
+    int rc;
+
+    if (netns_fd < 0) {
+        int fd = iter_create_here(st->link_fd);
+        return fd < 0 ? fail(err, MBPF_STAGE_ITER_CREATE, -errno) : fd;
+    }
+    rc = pthread_create(&thread, NULL, iter_job_run, &job);
+    if (rc != 0)
+        return fail(err, MBPF_STAGE_NETNS, -rc);
+    pthread_join(thread, NULL);
+    return job.fd < 0 ? fail(err, job.stage, job.err) : job.fd;
+}
+
+int mbpf_call(struct mbpf *st, struct mptcpk_bpf_req *req, int netns_fd,
+              struct mbpf_error *err)
 {
     static const uint32_t zero = 0;
     struct mptcpk_bpf_map_elem me;
     char buf[64];
     int rc = 0, fd;
 
+    err->stage = MBPF_STAGE_NONE;
+    err->message[0] = 0;
     if ((req->family != AF_INET && req->family != AF_INET6) ||
         (req->op != MPTCPK_BPF_OP_GET && req->op != MPTCPK_BPF_OP_SET) ||
         req->optlen < 1 || req->optlen > MPTCPK_BPF_VALUE_MAX)
-        return fail(st, MBPF_STAGE_ARGS, -EINVAL);
+        return fail(err, MBPF_STAGE_ARGS, -EINVAL);
     req->matched = 0;
     req->ret = 0;
 
     pthread_mutex_lock(&st->lock);
-    if (st->link_fd < 0) {
-        rc = fail(st, MBPF_STAGE_ARGS, -EBADF);
+    /* Unloaded by another thread since the caller loaded it: load it again. */
+    if (st->link_fd < 0 && (rc = open_locked(st, st->flags, err)) < 0)
         goto out;
-    }
     memset(&me, 0, sizeof me);
     me.map_fd = (uint32_t)st->map_fd;
     me.key = (uint64_t)(uintptr_t)&zero;
     me.value = (uint64_t)(uintptr_t)req;
     me.flags = MPTCPK_BPF_ANY;
     if (sys_bpf(MPTCPK_BPF_MAP_UPDATE_ELEM, &me, sizeof me) < 0) {
-        rc = fail(st, MBPF_STAGE_MAP_UPDATE, -errno);
+        rc = fail(err, MBPF_STAGE_MAP_UPDATE, -errno);
         goto out;
     }
-    fd = iter_create(st, netns_fd);
+    fd = iter_create(st, netns_fd, err);
     if (fd < 0) {
         rc = fd;
         goto out;
@@ -864,12 +890,12 @@ int mbpf_call(struct mbpf *st, struct mptcpk_bpf_req *req, int netns_fd)
             break;
         if (errno == EINTR || errno == EAGAIN)  /* EAGAIN: a very large table, read on */
             continue;
-        rc = fail(st, MBPF_STAGE_ITER_READ, -errno);
+        rc = fail(err, MBPF_STAGE_ITER_READ, -errno);
         break;
     }
     close(fd);
     if (rc == 0 && sys_bpf(MPTCPK_BPF_MAP_LOOKUP_ELEM, &me, sizeof me) < 0)
-        rc = fail(st, MBPF_STAGE_MAP_LOOKUP, -errno);
+        rc = fail(err, MBPF_STAGE_MAP_LOOKUP, -errno);
 out:
     pthread_mutex_unlock(&st->lock);
     return rc;

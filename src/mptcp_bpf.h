@@ -13,7 +13,8 @@
  * Security: whoever holds the map and link fds can run the program without any
  * capability and change any TCP socket of a namespace they can create an iterator
  * in. The fds are close-on-exec (the kernel makes them so) and never handed out;
- * mbpf_forget() drops them in a forked child.
+ * mbpf_forget() drops them in a forked child (the Python layer calls it from an
+ * os.register_at_fork hook, registered before the program is first loaded).
  */
 #ifndef MPTCP_BPF_H
 #define MPTCP_BPF_H
@@ -57,29 +58,38 @@ struct mbpf_btf_info {
 
 struct mbpf {
     int map_fd, prog_fd, link_fd;  /* -1 when not loaded */
-    int stage;                     /* stage of the last failure */
+    unsigned flags;                /* of the last load (a reload after mbpf_close) */
     int use_kfunc;                 /* 1: bpf_rdonly_cast, 0: bpf_probe_read_kernel */
     int insn_cnt;
     struct mbpf_btf_info btf;
     uint64_t ns_btf, ns_map, ns_prog, ns_link;   /* mbpf_open's steps, nanoseconds */
-    char message[256];             /* the last failure, in words (verifier's last line) */
     pthread_mutex_t lock;          /* one request at a time: the map has one entry */
+};
+
+/* Why one mbpf_open or mbpf_call failed: the caller's own, so that threads never
+ * read each other's failures. */
+struct mbpf_error {
+    int stage;                     /* enum mbpf_stage */
+    char message[256];             /* in words (the verifier's last line), or "" */
 };
 
 /* Initialise st (not loaded). */
 void mbpf_init(struct mbpf *st);
 
 /* Read BTF, create the map, load the program, create the link, unless loaded.
- * Returns 0 or -errno; on error st->stage and st->message say where and why.
+ * Returns 0 or -errno; on error err says where and why.
  * flags: 1 = bpf_probe_read_kernel even where the kfunc exists (tests). Thread-safe. */
-int mbpf_open(struct mbpf *st, unsigned flags);
+int mbpf_open(struct mbpf *st, unsigned flags, struct mbpf_error *err);
 
-/* Run the program once. The iterator walks the network namespace of the calling
- * thread, or of netns_fd (an fd of /proc/PID/ns/net or from SIOCGSKNS) when it is
- * >= 0: the thread enters it just to create the iterator. req is copied in and the
- * answer copied back over it. Returns 0 (then see req->matched and req->ret) or
- * -errno with st->stage set. Thread-safe; blocks (call without the GIL). */
-int mbpf_call(struct mbpf *st, struct mptcpk_bpf_req *req, int netns_fd);
+/* Run the program once (loading it again if mbpf_close ran since it was loaded).
+ * The iterator walks the network namespace of the calling thread, or of netns_fd
+ * (an fd of /proc/PID/ns/net or from SIOCGSKNS) when it is >= 0: a short-lived
+ * thread enters that namespace to create the iterator, so the caller's thread never
+ * changes namespace. req is copied in and the answer copied back over it. Returns 0
+ * (then see req->matched and req->ret) or -errno with err set. Thread-safe; blocks
+ * (call without the GIL). */
+int mbpf_call(struct mbpf *st, struct mptcpk_bpf_req *req, int netns_fd,
+              struct mbpf_error *err);
 
 /* Close the fds (unload). */
 void mbpf_close(struct mbpf *st);

@@ -204,11 +204,11 @@ def set_sub_sockopt_int(sock: Any, sub_id: int, level: int, optname: int, value:
     fd = _core.fileno(sock)
     _impl.set_sub_sockopt_int(fd, _args.sub_id(sub_id, _impl.sub_id_max),
                               _args.c_int("level", level), _args.c_int("optname", optname),
-                              _args.c_int("value", value))
+                              _args.option_int(value))
 
 
 def get_sub_sockopt(sock: Any, sub_id: int, level: int, optname: int, buflen: int) -> bytes:
-    """A socket option of one subflow as bytes (at most ``buflen``, 1-128), for options
+    """A socket option of one subflow as ``buflen`` bytes (1-128), for options
     that are not ints: ``TCP_CONGESTION`` gives the algorithm's NUL-padded name.
     Upstream and draft kernels as :func:`get_sub_sockopt_int`."""
     fd = _core.fileno(sock)

@@ -16,7 +16,7 @@ from ._addr import Host, parse_ip
 
 __all__ = [
     "integer", "c_int", "sub_id", "port", "address_id", "host", "address", "address_pair",
-    "same_family", "how", "flag", "timeout", "optional_timeout", "conn", "rcvbuf", "u32",
+    "same_family", "how", "flag", "timeout", "optional_timeout", "conn", "rcvbuf", "u32", "option_int",
     "option_bytes", "buflen", "option_value", "interval", "optional_token", "pids",
     "interface",
 ]
@@ -46,6 +46,12 @@ def c_int(name: str, value: Any) -> int:
     if not INT_MIN <= v <= INT_MAX:
         raise ValueError(f"{name} {v} does not fit a C int")
     return v
+
+
+def option_int(value: Any) -> int:
+    """An int option value: a C int, or up to 2**32 - 1 for the options the kernel
+    reads as unsigned (the backend checks which)."""
+    return _in_range("value", value, INT_MIN, U32_MAX)
 
 
 def u32(name: str, value: Any) -> int:
@@ -116,7 +122,9 @@ def address_pair(name: str, value: Any) -> Tuple[Host, int]:
     if not isinstance(value, tuple):
         raise TypeError(f"{name} must be a (host, port) tuple, not {type(value).__name__}")
     h, p = address(name, value)
-    return h, 0 if p is None else p
+    if p is None:
+        raise ValueError(f"{name} needs its port: an exact (host, port), not ({h.text!r}, None)")
+    return h, p
 
 
 def same_family(local: Host, remote: Host) -> None:
@@ -189,7 +197,7 @@ def rcvbuf(value: Any) -> Optional[int]:
     return _in_range("rcvbuf", value, 1, INT_MAX, " bytes")
 
 
-OPTION_MAX = 128  # the longest option value one subflow's calls carry (mptcp_bpf.c)
+OPTION_MAX = 128  # the longest option value one subflow's calls carry (the core's BPF_VALUE_MAX)
 
 
 def option_bytes(value: Any) -> bytes:
@@ -207,10 +215,10 @@ def buflen(value: Any) -> int:
 
 
 def option_value(value: Any) -> "int | bytes":
-    """An option value: an int that fits a C int, or 1-128 bytes."""
+    """An option value: an int (:func:`option_int`), or 1-128 bytes."""
     if isinstance(value, (bytes, bytearray, memoryview)):
         return option_bytes(value)
-    return c_int("value", value)
+    return option_int(value)
 
 
 def interval(value: Any) -> float:

@@ -11,6 +11,7 @@ from __future__ import annotations
 import errno
 import json
 import os
+import re
 import resource
 import socket
 import struct
@@ -18,6 +19,7 @@ import subprocess
 import sys
 import textwrap
 import threading
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, Callable
@@ -67,6 +69,9 @@ def ss_text(lab: Lab, ns: str, sub: Any) -> str:
     table = ss_subflow_text(lab, ns)
     key = ((plain(sub.local[0]), sub.local[1]), (plain(sub.remote[0]), sub.remote[1]))
     return table[key]
+
+
+PACING = mptcp._mptcp.abi.SO_MAX_PACING_RATE
 
 
 def by_id(sock: socket.socket) -> dict[int, Any]:
@@ -541,6 +546,48 @@ def test_unload_closes_the_program_and_the_next_call_reloads(klab: Lab, conn: so
     assert mptcp._mptcp.bpf_loaded()
 
 
+def test_unloading_while_other_threads_call(klab: Lab, conn: socket.socket) -> None:
+    # A call that finds the program unloaded under it loads it again: never an error.
+    errors: list[BaseException] = []
+    stop = threading.Event()
+
+    def call() -> None:
+        try:
+            while not stop.is_set():
+                in_client(klab, mptcp.get_sub_sockopt_int, conn, 2, SOL_SOCKET, socket.SO_MARK)
+        except BaseException as err:  # noqa: BLE001 - any failure is the test's answer
+            errors.append(err)
+
+    threads = [threading.Thread(target=call) for _ in range(2)]
+    for t in threads:
+        t.start()
+    for _ in range(200):
+        mptcp.unload_sockopt_program()
+        time.sleep(0.001)
+    stop.set()
+    for t in threads:
+        t.join(60)
+    assert errors == []
+
+
+def test_max_pacing_rate_is_unsigned(klab: Lab, conn: socket.socket) -> None:
+    # The kernel reads SO_MAX_PACING_RATE as an unsigned 32-bit value, ~0 unlimited.
+    sub = by_id(conn)[2]
+    for value in (3_000_000_000, 12_500_000, -1):
+        in_client(klab, mptcp.set_sub_sockopt_int, conn, 2, SOL_SOCKET, PACING, value)
+        assert in_client(klab, mptcp.get_sub_sockopt_int, conn, 2, SOL_SOCKET, PACING) == value
+    in_client(klab, mptcp.set_sub_sockopt_int, conn, 2, SOL_SOCKET, PACING, 3_000_000_000)
+    # ss prints "pacing_rate NOW/MAX" in bits per second: the maximum, 24 Gbit/s
+    assert re.search(r"pacing_rate \S+/24Gbps", ss_text(klab, klab.client_ns, sub))
+    assert "/24Gbps" not in ss_text(klab, klab.client_ns, by_id(conn)[1])
+    for bad, words in ((2**32, "outside"), (-2, "SO_MAX_PACING_RATE is 0 to 4294967295")):
+        with pytest.raises(ValueError, match=words):
+            in_client(klab, mptcp.set_sub_sockopt_int, conn, 2, SOL_SOCKET, PACING, bad)
+    with pytest.raises(ValueError, match="takes a C int"):  # a signed option stays signed
+        in_client(klab, mptcp.set_sub_sockopt_int, conn, 2, SOL_SOCKET, socket.SO_MARK, 2**31)
+    in_client(klab, mptcp.set_sub_sockopt_int, conn, 2, SOL_SOCKET, PACING, -1)
+
+
 def test_four_threads_see_their_own_values(klab: Lab) -> None:
     server = klab.start_server()
     with two_subflows(klab, server=server) as a, two_subflows(klab, server=server) as b:
@@ -567,11 +614,13 @@ def test_four_threads_see_their_own_values(klab: Lab) -> None:
 def test_a_socket_of_another_network_namespace(klab: Lab, conn: socket.socket) -> None:
     # this thread is in the test's own namespace, the socket in the client's: the call
     # enters the socket's namespace (SO_NETNS_COOKIE tells them apart)
-    assert os.stat("/proc/thread-self/ns/net").st_ino != klab.run_in(
-        klab.client_ns, lambda: os.stat("/proc/thread-self/ns/net").st_ino)
+    home = os.stat("/proc/thread-self/ns/net").st_ino
+    assert home != klab.run_in(klab.client_ns, lambda: os.stat("/proc/thread-self/ns/net").st_ino)
     mptcp.set_sub_sockopt_int(conn, 2, SOL_SOCKET, socket.SO_MARK, 0xE5)
     assert "fwmark:0xe5" in ss_text(klab, klab.client_ns, by_id(conn)[2])
     assert mptcp.get_sub_sockopt_int(conn, 2, SOL_SOCKET, socket.SO_MARK) == 0xE5
+    # the namespace was entered by a thread of its own: this one never left home
+    assert os.stat("/proc/thread-self/ns/net").st_ino == home
 
 
 _FOREIGN = r"""

@@ -66,3 +66,13 @@ def test_option_values_must_fit_a_c_int() -> None:
         mptcp.set_sub_sockopt_int(FD, 1, socket.IPPROTO_TCP, 1, 2**31)
     with pytest.raises(ValueError):
         mptcp.get_sub_sockopt_int(FD, 1, 2**31, 1)
+    with pytest.raises(ValueError, match="4294967295"):  # the widest an option takes
+        mptcp.set_sub_sockopt_int(FD, 1, socket.SOL_SOCKET, socket.SO_MARK, 2**32)
+
+
+@pytest.mark.parametrize("local,remote", [(("10.0.0.1", None), ("10.0.0.2", 80)),
+                                          (("10.0.0.1", 5000), ("10.0.0.2", None))])
+def test_a_subflow_tuple_needs_both_ports(local: object, remote: object) -> None:
+    # A subflow is its exact 4-tuple: a missing port is refused, not searched as port 0.
+    with pytest.raises(ValueError, match="needs its port"):
+        mptcp.get_subflow_sockopt(0x1234, local, remote, socket.SOL_SOCKET, socket.SO_MARK)

@@ -42,6 +42,7 @@ import threading
 import time
 from typing import Dict, List, Optional, Tuple
 
+from .. import _args
 from .. import _mptcp as _core
 from .._addr import Host, parse_ip
 from .._errors import (
@@ -406,7 +407,8 @@ def get_sub_sockopt_int(fd: int, sub_id: int, level: int, optname: int) -> int:
 
 
 def set_sub_sockopt_int(fd: int, sub_id: int, level: int, optname: int, value: int) -> None:
-    """Set an int option of one subflow."""
+    """Set an int option of one subflow (the fork's call carries a C int)."""
+    value = _args.c_int("value", value)
     _sockopt("set_sub_sockopt_int", fd, sub_id, level, optname,
              value.to_bytes(4, sys.byteorder, signed=True), 4)
 

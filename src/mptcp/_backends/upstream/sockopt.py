@@ -73,7 +73,7 @@ OPTIONS: tuple[SubflowOption, ...] = (
          get=False, note="an interface name; set only (read it as bindtoifindex)"),
     _opt("mark", "SO_MARK", _S, socket.SO_MARK, note="the fwmark of the subflow's packets"),
     _opt("max-pacing-rate", "SO_MAX_PACING_RATE", _S, _K.SO_MAX_PACING_RATE,
-         note="bytes/s (-1: unlimited)"),
+         note="bytes/s, 0 to 4294967294 (-1: unlimited)"),
     _opt("bindtoifindex", "SO_BINDTOIFINDEX", _S, _K.SO_BINDTOIFINDEX,
          note="the interface index the subflow is bound to (0: none)"),
     _opt("txrehash", "SO_TXREHASH", _S, _K.SO_TXREHASH, note="0, 1, or -1 (the sysctl)"),
@@ -112,6 +112,28 @@ OPTIONS: tuple[SubflowOption, ...] = (
 )
 _BY_KEY = {(o.level, o.optname): o for o in OPTIONS}
 _INT = struct.Struct("=i")
+_U32 = struct.Struct("=I")
+#: Options the kernel reads as an unsigned 32-bit value, ~0 meaning "unlimited":
+#: given and read as 0 to 2**32 - 2, or -1 for unlimited.
+_UNSIGNED = frozenset({"SO_MAX_PACING_RATE"})
+
+
+def _pack(call: str, opt: SubflowOption, value: int) -> bytes:
+    if opt.constant in _UNSIGNED:
+        if not -1 <= value <= _args.U32_MAX:
+            raise ValueError(f"{call}: {opt.constant} is 0 to {_args.U32_MAX} (-1: unlimited), "
+                             f"not {value}")
+        return _U32.pack(value & _args.U32_MAX)
+    if not _args.INT_MIN <= value <= _args.INT_MAX:
+        raise ValueError(f"{call}: {opt.constant} takes a C int, not {value}")
+    return _INT.pack(value)
+
+
+def _unpack(opt: SubflowOption, data: bytes) -> int:
+    if opt.constant in _UNSIGNED:
+        v = int(_U32.unpack_from(data)[0])
+        return -1 if v == _args.U32_MAX else v
+    return int(_INT.unpack_from(data)[0])
 
 
 def _supported() -> str:
@@ -133,42 +155,56 @@ def _option(call: str, level: int, optname: int, setting: bool, kind: Optional[s
             f"({opt.note})"
         )
     if kind == "int" and opt.kind != "int":
+        how = {"get_subflow_sockopt": "pass buflen", "set_subflow_sockopt": "pass bytes"}.get(
+            call, f"use {'set_sub_sockopt' if setting else 'get_sub_sockopt'}")
         raise UnsupportedOperationError(
-            f"{call}: {opt.constant} is a byte string, not an int: use "
-            f"{'set_sub_sockopt' if setting else 'get_sub_sockopt'}"
-        )
+            f"{call}: {opt.constant} is a byte string, not an int: {how}")
     return opt
 
 
 # --------------------------------------------------------------------------------
 # Errors: the loader's (through the core's hook) and the helper's answer
 # --------------------------------------------------------------------------------
+# The loader's and the helper's errnos are never a subflow lookup's nor a socket
+# that is not MPTCP (the lookup and the socket were checked before): plain MPTCPError.
+_NOT_A_LOOKUP = {e: MPTCPError for e in (_errno.ENOENT, _errno.ESRCH, _errno.EOPNOTSUPP,
+                                          _errno.ENOTCONN)}
+
+
 def _load_error(err: int, stage: str, message: str, call: str) -> MPTCPError:
+    """The exception for a failure of the loader or of the iterator, from the errno
+    and the stage the core reports (its message says what exactly failed)."""
     where = f"{call}: {message}" if message else f"{call}: {stage}: {os.strerror(err)}"
     if err == _errno.EPERM and stage in ("map_create", "prog_load"):
         return MPTCPPermissionError(
             err, f"{call}: one subflow's options need CAP_BPF and CAP_PERFMON (or "
             f"CAP_SYS_ADMIN), in the initial user namespace, to load the BPF program once "
             f"({message})")
-    if stage == "netns":
+    if stage == "netns" and err == _errno.EPERM:
         return MPTCPPermissionError(
             err, f"{call}: the socket is in another network namespace than the calling "
             "thread; entering it for the call needs CAP_NET_ADMIN and CAP_SYS_ADMIN. Call "
-            f"from a thread in the socket's namespace ({message}: {os.strerror(err)})")
-    if stage == "btf_open":
+            f"from a thread in the socket's namespace ({where})")
+    if stage == "netns":
+        return error_from_errno(err, f"{where} (entering the socket's network namespace)",
+                                overrides=_NOT_A_LOOKUP)
+    if stage == "btf_open" and err == _errno.ENOENT:
         return UnsupportedOperationError(
             err, f"{where}: one subflow's options need the kernel's BTF "
             "(/sys/kernel/btf/vmlinux), which a kernel built without CONFIG_DEBUG_INFO_BTF "
             "lacks")
-    if stage == "btf_lookup" or (stage == "prog_load" and (
+    if stage == "btf_lookup" and "mptcp_subflow_context" in message:
+        return UnsupportedOperationError(err, f"{where}: this kernel has no MPTCP (CONFIG_MPTCP)")
+    if (stage == "btf_lookup" and "bpf_iter" in message) or (stage == "prog_load" and (
             "cannot use helper" in message or "unknown func" in message)):
         return KernelTooOldError(
             err, f"{where}: one subflow's options need Linux {MIN_VERSION[0]}.{MIN_VERSION[1]} "
             "or newer (bpf_setsockopt from a TCP iterator)", min_version=MIN_VERSION)
-    if stage in ("btf_parse", "prog_load"):
+    if stage in ("btf_lookup", "btf_parse", "prog_load"):
+        # A layout or a verifier this library has not seen: say what, never guess.
         return UnsupportedOperationError(
             err, f"{where}: this kernel does not accept the per-subflow option program")
-    return error_from_errno(err, where)
+    return error_from_errno(err, where, overrides=_NOT_A_LOOKUP)
 
 
 _core._register_bpf(_load_error)
@@ -194,8 +230,7 @@ def _answer(call: str, opt: SubflowOption, what: str, ret: int, family: int) -> 
     text = f"{call}: the kernel refused {what} {opt.constant} on this {fam} subflow"
     if hint:
         text += f" ({hint})"
-    raise error_from_errno(err, text, overrides={_errno.ENOENT: MPTCPError,
-                                                 _errno.ESRCH: MPTCPError})
+    raise error_from_errno(err, text, overrides=_NOT_A_LOOKUP)
 
 
 def _not_found(call: str, fd: int, sub_id: int) -> SubflowNotFoundError:
@@ -233,12 +268,12 @@ def get_sub_sockopt_int(fd: int, sub_id: int, level: int, optname: int) -> int:
         # established socket (checked against BPF in the kernel tests)
         return int(read.find_subflow(fd, sub_id, "get_sub_sockopt_int").snd_mss or 0)
     assert data is not None
-    return int(_INT.unpack_from(data)[0])
+    return _unpack(opt, data)
 
 
 def set_sub_sockopt_int(fd: int, sub_id: int, level: int, optname: int, value: int) -> None:
     opt = _option("set_sub_sockopt_int", level, optname, True, "int")
-    _by_id("set_sub_sockopt_int", fd, sub_id, opt, _INT.pack(value), 4)
+    _by_id("set_sub_sockopt_int", fd, sub_id, opt, _pack("set_sub_sockopt_int", opt, value), 4)
 
 
 def get_sub_sockopt(fd: int, sub_id: int, level: int, optname: int, buflen: int) -> bytes:
@@ -266,7 +301,7 @@ def _by_tuple(call: str, conn: Any, local: Any, remote: Any, level: int, optname
     opt = _option(call, level, optname, setting, kind)
     tok, fd = _args.conn(conn)
     token = tok if tok is not None else read.token(fd, call) if fd is not None else 0
-    raw = _INT.pack(value) if isinstance(value, int) else value
+    raw = _pack(call, opt, value) if isinstance(value, int) else value
     ret, matched, data, family = _core.bpf_tuple_sockopt(
         token, lhost.family, lhost.packed, lport, rhost.packed, rport, setting, opt.level,
         opt.optname, raw, 4 if buflen is None else buflen, -1 if fd is None else fd, call)
@@ -279,7 +314,7 @@ def _by_tuple(call: str, conn: Any, local: Any, remote: Any, level: int, optname
     if setting:
         return None
     assert data is not None
-    return int(_INT.unpack_from(data)[0]) if buflen is None else data
+    return _unpack(opt, data) if buflen is None else data
 
 
 def get_subflow_sockopt(conn: Any, local: Any, remote: Any, level: int, optname: int,
