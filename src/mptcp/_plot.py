@@ -228,7 +228,7 @@ def plot(recording_or_path: Union[Recording, str, "os.PathLike[str]"],
         ax.set_ylabel(metric.unit)
         ax.grid(True, alpha=0.3)
         ax.set_ylim(bottom=0)
-    _draw_markers(axes, rec, token, marks)
+    last_marker = _draw_markers(axes, rec, token, marks)
     # Below the panels, where it hides no data.
     columns = min(len(keys), 3)
     legend_rows = -(-len(keys) // columns)
@@ -236,7 +236,8 @@ def plot(recording_or_path: Union[Recording, str, "os.PathLike[str]"],
     fig.legend(handles, labels, loc="lower center", ncol=columns, fontsize="small",
                frameon=False)
     axes[-1].set_xlabel("time (s)")
-    axes[-1].set_xlim(left=0, right=max(samples[-1].time, 1e-3))
+    # Events read after the last sample are drawn too, not clipped.
+    axes[-1].set_xlim(left=0, right=max(samples[-1].time, last_marker, 1e-3))
     title = "MPTCP subflows"
     if rec.start_unix is not None:
         title += datetime.datetime.fromtimestamp(rec.start_unix).strftime(", %Y-%m-%d %H:%M:%S")
@@ -251,7 +252,8 @@ def plot(recording_or_path: Union[Recording, str, "os.PathLike[str]"],
 
 
 def _draw_markers(axes: Sequence["Axes"], rec: Recording, token: Optional[int],
-                  marks: Sequence[Tuple[float, str]]) -> None:
+                  marks: Sequence[Tuple[float, str]]) -> float:
+    """Draw the events and marks as vertical lines; the time of the last one (0 for none)."""
     lines: List[Tuple[float, str, str, str]] = []  # time, text, colour, gid
     for e in rec.events:
         name = getattr(e.type, "name", "")
@@ -270,3 +272,4 @@ def _draw_markers(axes: Sequence["Axes"], rec: Recording, token: Optional[int],
         top.annotate(text, xy=(t, 1), xycoords=("data", "axes fraction"),
                      xytext=(2, -2), textcoords="offset points", rotation=90, va="top",
                      fontsize="x-small", color=colour)
+    return max((t for t, *_ in lines), default=0.0)

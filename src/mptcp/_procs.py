@@ -24,6 +24,7 @@ can see", like ``ss -p``. Linux only; works on every kernel with ``/proc``.
 from __future__ import annotations
 
 import os
+import threading
 import time
 from typing import Callable, Collection, Dict, Iterable, List, NamedTuple, Optional, Set, Tuple
 
@@ -273,6 +274,9 @@ class ProcessTreeSockets:
     def __init__(self, roots: Iterable[int] = (), *, recheck: float = 1.0,
                  proc: str = "/proc", clock: Callable[[], float] = time.monotonic) -> None:
         self.roots = set(roots)
+        # add_root() comes from another thread than owned() (the command starts while
+        # the sampler runs).
+        self._lock = threading.Lock()
         self._recheck = recheck
         self._proc = proc
         self._clock = clock
@@ -282,9 +286,10 @@ class ProcessTreeSockets:
         """How many times ``/proc`` was scanned (for tests and benchmarks)."""
 
     def add_root(self, pid: int) -> None:
-        """Count ``pid``'s tree too (from the next question on)."""
-        self.roots.add(pid)
-        self._foreign.clear()  # what was foreign may be the new root's
+        """Count ``pid``'s tree too (from the next question on). Thread-safe."""
+        with self._lock:
+            self.roots = self.roots | {pid}
+            self._foreign.clear()  # what was foreign may be the new root's
 
     def owned(self, inodes: Iterable[int]) -> Set[int]:
         """The subset of ``inodes`` held by the tree.
@@ -293,7 +298,10 @@ class ProcessTreeSockets:
         snapshot): inodes not passed are forgotten, so the caches stay the size
         of the present.
         """
-        inodes = set(inodes)
+        with self._lock:
+            return self._owned(set(inodes))
+
+    def _owned(self, inodes: Set[int]) -> Set[int]:
         now = self._clock()
         unknown = [i for i in inodes - self._ours
                    if now - self._foreign.get(i, -float("inf")) >= self._recheck]

@@ -189,14 +189,21 @@ def _parse_event_type(text: str) -> Union[EventType, int]:
 
 
 _Parser = Callable[[str], Any]
+def _parse_time(text: str) -> float:
+    t = float(text)
+    if not math.isfinite(t):
+        raise ValueError(f"{text} is not a time")
+    return t
+
+
 _SAMPLE_PARSERS: Dict[str, _Parser] = {
     **{name: int for name in Sample._fields},
-    "time": float, "token": lambda text: int(text, 16), "local": parse_hostport,
+    "time": _parse_time, "token": lambda text: int(text, 16), "local": parse_hostport,
     "remote": parse_hostport, "backup": _parse_flag, "state": _parse_state,
 }
 _EVENT_PARSERS: Dict[str, _Parser] = {
     **{name: int for name in RecordedEvent._fields},
-    "time": float, "type": _parse_event_type, "token": lambda text: int(text, 16),
+    "time": _parse_time, "type": _parse_event_type, "token": lambda text: int(text, 16),
     "local": parse_hostport, "remote": parse_hostport, "backup": _parse_flag,
     "server_side": _parse_flag,
 }
@@ -250,8 +257,11 @@ def companion_paths(path: PathLike) -> Tuple[Path, Path, Path]:
 class _Ticks:
     """Tick k is due at ``first + k * interval``; a late sampler never bunches samples.
 
-    After each sample the next tick is the first one that can still be taken
-    within half an interval of its time; the ones passed over are skipped.
+    A sample taken more than half an interval after its tick is late; one taken a
+    whole interval or more after it counts as the last tick before the time it was
+    taken (the ticks before are skipped). After each sample the next tick is the
+    first one that can still be taken within half an interval of its time; the ones
+    passed over are skipped.
     """
 
     def __init__(self, interval: float, first: float) -> None:
@@ -269,6 +279,12 @@ class _Ticks:
         """The due tick was sampled from ``woke`` to ``done``: account, move on."""
         if woke - self.due > self.interval / 2:
             self.late += 1
+        if woke - self.due >= self.interval:
+            # After a stall (a stopped process, a long drain of events) the sample
+            # belongs to the last tick before it, and the next tick is not due at once.
+            current = math.floor((woke - self.first) / self.interval)
+            self.skipped += current - self.k
+            self.k = current
         self.k += 1
         behind = done - self.due
         if behind > self.interval / 2:
@@ -278,6 +294,10 @@ class _Ticks:
 
 
 # -- the sampler ----------------------------------------------------------------------
+
+#: Seconds after which a connection no sample has seen is forgotten (its events
+#: arrive within moments of its last sample).
+_FORGET_AFTER = 60.0
 
 class Sink(Protocol):
     """Where a :class:`Sampler` puts what it records (memory or files)."""
@@ -310,7 +330,8 @@ class Sampler:
     owners
         Only the connections whose socket this process tree holds; their events
         are kept once a sample has attributed their token (events of connections
-        that no sample saw are left out and counted in ``events_unattributed``).
+        that no sample saw, and events of no connection, are left out and counted
+        in ``events_unattributed``).
     monitor
         An open event monitor to read between samples, or None for samples only.
     source, clock
@@ -335,7 +356,10 @@ class Sampler:
         self.start_time = clock() if start is None else start
         self._ticks = _Ticks(self.interval, self.start_time)
         self._attributed: Dict[int, bool] = {}  # token -> held by `owners`
-        self._pending: Deque[RecordedEvent] = collections.deque()
+        self._last_seen: Dict[int, float] = {}  # token -> when a sample last had it
+        # Events waiting for their connection to be attributed, in arrival order; a
+        # float is a gap (the kernel dropped events there), kept in that order too.
+        self._pending: Deque[Union[RecordedEvent, float]] = collections.deque()
         self._attribution_wait = max(1.0, 3 * self.interval)
         self._stopping = False
         self._wake_fd = os.eventfd(0, os.EFD_CLOEXEC | os.EFD_NONBLOCK)
@@ -357,7 +381,8 @@ class Sampler:
         self.events_lost = 0
         """Times the kernel reported dropped events."""
         self.events_unattributed = 0
-        """Events left out because no sample saw their connection (``owners`` only)."""
+        """Events left out because no sample saw their connection, or they have
+        none (``owners`` only)."""
         self.error: Optional[BaseException] = None
         """What ended the loop early (a failing :func:`connections`), or None."""
 
@@ -447,11 +472,7 @@ class Sampler:
         if self.token is not None:
             conns = [c for c in conns if c.token == self.token]
         if self._owners is not None:
-            ours = self._owners.owned(c.inode for c in conns)
-            for c in conns:
-                if c.token is not None:
-                    self._attributed[c.token] = c.inode in ours
-            conns = [c for c in conns if c.inode in ours]
+            conns = self._attribute(conns, before)
         rows = [row for c in conns for row in _rows_of(t, c)]
         self.connections = len(conns)
         if self._sink.sample(rows):
@@ -460,6 +481,27 @@ class Sampler:
         else:
             self.dropped += 1
         self._release_events()
+
+    def _attribute(self, conns: List[Connection], now: float) -> List[Connection]:
+        """The connections the process tree holds. Once held, a connection stays the
+        tree's (its inode reads 0 after the process closed it while it finishes, and
+        before accept() handed it over: 0 says nothing). Tokens not seen for a minute
+        are forgotten, so the table stays the size of the present."""
+        assert self._owners is not None
+        ours = self._owners.owned(c.inode for c in conns if c.inode)
+        attributed, seen = self._attributed, self._last_seen
+        for c in conns:
+            if c.token is None:
+                continue
+            seen[c.token] = now
+            if c.inode and not attributed.get(c.token):
+                attributed[c.token] = c.inode in ours
+        if len(seen) > len(conns):
+            forget = [t for t, when in seen.items() if now - when > _FORGET_AFTER]
+            for t in forget:
+                del seen[t]
+                attributed.pop(t, None)
+        return [c for c in conns if c.token is not None and attributed.get(c.token)]
 
     # -- events
 
@@ -472,7 +514,8 @@ class Sampler:
                 ev = mon.next(timeout=0)
             except EventsLostError:
                 self.events_lost += 1
-                self._sink.events_lost(self.now())
+                self._pending.append(self.now())  # after the events that came before it
+                self._release_events()
                 continue
             if ev is None:
                 return
@@ -484,16 +527,21 @@ class Sampler:
         pending = self._pending
         while pending:
             ev = pending[0]
+            if isinstance(ev, float):
+                pending.popleft()
+                self._sink.events_lost(ev)
+                continue
             keep: Optional[bool] = True
             if self._owners is not None:
-                keep = False if ev.token is None else self._attributed.get(ev.token)
-                if keep is None and not final and self.now() - ev.time < self._attribution_wait:
+                keep = None if ev.token is None else self._attributed.get(ev.token)
+                if keep is None and ev.token is not None and not final \
+                        and self.now() - ev.time < self._attribution_wait:
                     return  # its connection has not been in a sample yet
             pending.popleft()
             if keep:
                 self.events += 1
                 self._sink.event(ev)
-            elif keep is None:
+            elif keep is None:  # no connection (a listener's event), or none seen
                 self.events_unattributed += 1
 
 
@@ -709,6 +757,7 @@ class Recording:
         self.extra_meta: Dict[str, Any] = {}
         """More keys for the meta file (the command line, for ``mptcp record``)."""
         self._counts: Dict[str, Any] = {}
+        self._complete = False  # stopped (the meta file's counts are final)
         self._bytes_written = 0
         self._sampler: Optional[Sampler] = None
         self._writer: Optional[CsvWriter] = None
@@ -780,7 +829,8 @@ class Recording:
             "start_monotonic": self.start_monotonic, "interval": self.interval,
             "kernel": self.kernel, "token": _token_text(self.token) or None,
             "pids": None if self.pids is None else sorted(self.pids),
-            "events": self.events_error or "recorded", **self.counts(), **self.extra_meta,
+            "events": self.events_error or "recorded", "complete": self._complete,
+            **self.counts(), **self.extra_meta,
         }
 
     def stop(self) -> None:
@@ -798,26 +848,33 @@ class Recording:
         sampler = self._sampler
         if sampler is None:
             return
-        try:
-            sampler.stop()
-        finally:
-            if self._monitor is not None:
-                self._monitor.close()
-                self._monitor = None
-            self._counts = self.counts()
-            self._sampler = None
+        # If this wait is interrupted (a second Ctrl-C), nothing is closed yet under
+        # the running sampler, and stop() can be called again.
+        sampler.stop()
+        self._counts = self.counts()  # the sampler's, final
+        self._sampler = None
+        if self._monitor is not None:
+            self._monitor.close()
+            self._monitor = None
+        self._complete = True
         writer, self._writer = self._writer, None
         if writer is not None:
             try:
                 writer.close()
             finally:
                 self._bytes_written = writer.bytes_written
-                assert self.path is not None
-                _write_json(companion_paths(self.path)[2], self.meta())
+                self.write_meta()
         if sampler.error is not None:
             raise sampler.error
 
     close = stop
+
+    def write_meta(self) -> None:
+        """Write the meta file of a recording that streams to files now (``mptcp
+        record`` does once its command runs, so that a killed recording still
+        names it). Raises OSError."""
+        assert self.path is not None
+        _write_json(companion_paths(self.path)[2], self.meta())
 
     def __enter__(self) -> "Recording":
         return self
@@ -871,10 +928,10 @@ def _begin(interval: float, token: Optional[int], owners: Optional[ProcessTreeSo
     rec._writer = writer
     rec.start_unix, rec.start_monotonic = time.time(), time.monotonic()
     sink: Sink = _MemorySink(rec) if writer is None else writer
+    if rec.path is not None:
+        rec.write_meta()  # when it began, even if it is killed
     rec._sampler = Sampler(sink, interval, token=token, owners=owners, monitor=monitor,
                            start=rec.start_monotonic)
-    if rec.path is not None:
-        _write_json(companion_paths(rec.path)[2], rec.meta())  # when it began, even if killed
     rec._sampler.start()
     return rec
 
@@ -927,7 +984,12 @@ def record(interval: float = 0.1, token: Optional[int] = None,
     rec = Recording()
     owners = None if pids is None else ProcessTreeSockets(_args.pids(pids))
     monitor, why = open_events(token)
-    return _begin(interval, token, owners, monitor, why, None, rec)
+    try:
+        return _begin(interval, token, owners, monitor, why, None, rec)
+    except BaseException:
+        if monitor is not None:
+            monitor.close()
+        raise
 
 
 def stream(path: PathLike, interval: float = 0.1, *, token: Optional[int] = None,
@@ -991,6 +1053,12 @@ def stream(path: PathLike, interval: float = 0.1, *, token: Optional[int] = None
         raise
 
 
+def _check_type(value: Any, kind: type) -> Any:
+    if not isinstance(value, kind) or isinstance(value, bool):
+        raise TypeError(f"{value!r} is not a {kind.__name__}")
+    return value
+
+
 def load(path: PathLike) -> Recording:
     """Read a recording back from its files: the samples CSV, and the events and
     meta files next to it when they exist.
@@ -1005,8 +1073,11 @@ def load(path: PathLike) -> Recording:
     """
     samples_path, events_path, meta_path = companion_paths(path)
     rec = Recording()
+    rec._complete = True  # read back, not running
     rec.samples = [Sample(**row) for row in
                    _read_csv(samples_path, Sample._fields, _SAMPLE_PARSERS, "recording")]
+    if any(s.time is None for s in rec.samples):
+        raise ValueError(f"{samples_path}: a row without a time: the file is damaged")
     if events_path.exists():
         parsers = {**_EVENT_PARSERS,
                    "type": lambda text: text if text == EVENTS_LOST else _parse_event_type(text)}
@@ -1024,17 +1095,24 @@ def load(path: PathLike) -> Recording:
             raise ValueError(f"{meta_path}: not valid JSON ({err}): the file is damaged") from None
         if not isinstance(meta, dict):
             raise ValueError(f"{meta_path}: not the meta file of an mptcp recording")
-        rec.interval = meta.get("interval")
-        rec.start_unix = meta.get("start_unix")
-        rec.start_monotonic = meta.get("start_monotonic")
-        rec.kernel = meta.get("kernel")
-        rec.token = None if meta.get("token") is None else int(meta["token"], 16)
-        if meta.get("pids") is not None:
-            rec._loaded_pids = tuple(int(pid) for pid in meta["pids"])
+        try:
+            rec.interval = meta.get("interval")
+            rec.start_unix = meta.get("start_unix")
+            rec.start_monotonic = meta.get("start_monotonic")
+            rec.kernel = meta.get("kernel")
+            token = meta.get("token")
+            rec.token = None if token is None else int(_check_type(token, str), 16)
+            pids = meta.get("pids")
+            if pids is not None:
+                rec._loaded_pids = tuple(_check_type(pid, int) for pid in _check_type(pids, list))
+        except (TypeError, ValueError):
+            raise ValueError(f"{meta_path}: not the meta file of an mptcp recording") from None
         if meta.get("events", "recorded") != "recorded":
             rec.events_error = str(meta["events"])
-        counts = rec.counts()
-        rec._counts = {k: meta.get(k, v) for k, v in counts.items()}
+        # The counts at the stop are the file's; a recording killed before it kept the
+        # start's (all 0): then they are counted from the rows.
+        if meta.get("complete") is True:
+            rec._counts = {k: meta.get(k, v) for k, v in rec.counts().items()}
     if rec.samples and any(b.time < a.time for a, b in zip(rec.samples, rec.samples[1:])):
         raise ValueError(f"{samples_path}: samples are out of time order: not an mptcp recording")
     return rec

@@ -296,11 +296,13 @@ def _started(meta: Path, proc: subprocess.Popen[str]) -> None:
     assert proc.poll() is None, proc.communicate()
 
 
-@pytest.mark.parametrize("how", ["sigterm-to-recorder", "ctrl-c-to-the-group"])
+@pytest.mark.parametrize("how", ["sigterm-to-recorder", "ctrl-c-to-the-group",
+                                 "sigint-to-recorder"])
 def test_signals_stop_the_command_and_the_recorder(lab: Lab, tmp_path: Path, how: str,
                                                    sigint_default: None) -> None:
     """SIGTERM to the recorder is passed on to its command; Ctrl-C on a terminal
-    reaches both (one process group). Either way: the command's status, whole files."""
+    reaches both (one process group); a SIGINT to the recorder alone is passed on
+    after a moment. Each way: the command's status, whole files."""
     out = tmp_path / "sig.csv"
     proc = subprocess.Popen(_argv("record", "-o", str(out), "--", "sleep", "60", ns=lab.client_ns),
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=_env(),
@@ -310,17 +312,26 @@ def test_signals_stop_the_command_and_the_recorder(lab: Lab, tmp_path: Path, how
         # ip netns exec execs the recorder, so its pid is the recorder's.
         Lab.wait_for(lambda: len(process_tree([proc.pid])) == 2, timeout=20,
                      what="the command to start")
+        (command_pid,) = process_tree([proc.pid]) - {proc.pid}
+        # the meta file names the command from its start, should the recorder be killed
+        Lab.wait_for(lambda: json.loads((tmp_path / "sig.meta.json").read_text())["pids"]
+                     == [command_pid], timeout=10, what="the meta file to name the command")
+        t0 = time.monotonic()
         if how == "sigterm-to-recorder":
             proc.send_signal(signal.SIGTERM)
+        elif how == "sigint-to-recorder":
+            proc.send_signal(signal.SIGINT)
         else:
             os.killpg(proc.pid, signal.SIGINT)
         _, err = proc.communicate(timeout=30)
+        took = time.monotonic() - t0
     finally:
         if proc.poll() is None:
             os.killpg(proc.pid, signal.SIGKILL)
             proc.wait()
     sig = signal.SIGTERM if how == "sigterm-to-recorder" else signal.SIGINT
     assert proc.returncode == 128 + sig, err
+    assert took < 4, took  # passed on, not left to the 5 s escalation
     _summary(err)
     assert _rows(out) == [] and json.loads((tmp_path / "sig.meta.json").read_text())["samples"] > 0
 

@@ -14,7 +14,7 @@ import sys
 import threading
 import time
 from pathlib import Path
-from typing import Any, Callable, List, Optional, Sequence
+from typing import Any, Callable, List, Optional, Sequence, Tuple
 
 import pytest
 
@@ -153,7 +153,10 @@ def _good_text(tmp_path: Path) -> str:
     (lambda text: "a,b\n1,2\n", "not an mptcp recording: no column time"),
     (lambda text: text.replace("10.0.1.2:4000", "10.0.1.2", 1), "is not a valid local"),
     (lambda text: text.replace("0a0b0c0d", "zz", 1), "is not a valid token"),
-], ids=["empty", "cut-mid-row", "short-row", "foreign", "bad-address", "bad-token"])
+    (lambda text: text.replace("\n0.100000,", "\n,", 1), "a row without a time"),
+    (lambda text: text.replace("\n0.100000,", "\nnan,", 1), "is not a valid time"),
+], ids=["empty", "cut-mid-row", "short-row", "foreign", "bad-address", "bad-token",
+        "no-time", "nan-time"])
 def test_load_rejects_damaged_files(tmp_path: Path, damage: Callable[[str], str],
                                     message: str) -> None:
     path = _write(tmp_path / "bad.csv", damage(_good_text(tmp_path)))
@@ -183,6 +186,28 @@ def test_load_missing_file_and_damaged_companions(tmp_path: Path) -> None:
         _recording.load(tmp_path / "run.csv")
 
 
+@pytest.mark.parametrize("meta", ['{"token": 1234}', '{"pids": "12"}', '{"pids": [true]}'])
+def test_load_rejects_a_foreign_meta_file(tmp_path: Path, meta: str) -> None:
+    _write(tmp_path / "run.csv", _good_text(tmp_path))
+    _write(tmp_path / "run.meta.json", meta)
+    with pytest.raises(ValueError, match="run.meta.json: not the meta file"):
+        _recording.load(tmp_path / "run.csv")
+
+
+def test_a_recording_killed_before_its_stop_counts_its_rows(tmp_path: Path) -> None:
+    # The meta file written at the start says 0 samples; the rows are the truth.
+    _write(tmp_path / "run.csv", _good_text(tmp_path))
+    start = {"format": 1, "interval": 0.1, "complete": False, "duration": 0.0,
+             "samples": 0, "rows": 0}
+    _write(tmp_path / "run.meta.json", json.dumps(start))
+    counts = _recording.load(tmp_path / "run.csv").counts()
+    assert (counts["samples"], counts["rows"], counts["duration"]) == (2, 2, 0.1)
+    _write(tmp_path / "run.meta.json", json.dumps({**start, "complete": True, "samples": 7,
+                                                   "rows": 9, "late": 1}))
+    counts = _recording.load(tmp_path / "run.csv").counts()
+    assert (counts["samples"], counts["rows"], counts["late"]) == (7, 9, 1)  # the stop's
+
+
 # ------------------------------------------------------------------ the schedule
 
 def test_ticks_count_late_samples_and_skip_instead_of_bunching() -> None:
@@ -195,6 +220,10 @@ def test_ticks_count_late_samples_and_skip_instead_of_bunching() -> None:
     assert (t.due, t.late, t.skipped) == (pytest.approx(10.5), 1, 2)
     t.taken(woke=10.5, done=10.56)  # 10.6 is only 0.04 s away: taken, not skipped
     assert (t.due, t.late, t.skipped) == (pytest.approx(10.6), 1, 2)
+    # A 1 s stall (Ctrl-Z, fg): the sample counts as tick 11.6, the next is 11.7, not
+    # a second sample at once.
+    t.taken(woke=11.601, done=11.602)
+    assert (t.due, t.late, t.skipped) == (pytest.approx(11.7), 2, 12)
 
 
 class _FakeConns:
@@ -202,6 +231,7 @@ class _FakeConns:
 
     def __init__(self, n: int = 1, delay: float = 0.0) -> None:
         self.n, self.delay, self.calls = n, delay, 0
+        self.closed = False  # the process closed its sockets: inodes read 0
 
     def conn(self, i: int) -> Connection:
         subs, diags = [], []
@@ -210,7 +240,8 @@ class _FakeConns:
                 local=(f"10.0.{k + 1}.2", 5000 + i), remote=(f"10.0.{k + 1}.1", 80), state=1,
                 backup=k == 1, bytes_acked=1000 * self.calls))
             diags.append(DiagSubflow(*[None] * len(DiagSubflow._fields))._replace(if_index=0))
-        return Connection(0x1000 + i, None, None, 1, None, subs, diags, 2, 0, 0, 9000 + i)
+        return Connection(0x1000 + i, None, None, 1, None, subs, diags, 2, 0, 0,
+                          0 if self.closed else 9000 + i)
 
     def __call__(self) -> List[Connection]:
         self.calls += 1
@@ -362,8 +393,48 @@ def test_events_of_foreign_connections_are_left_out_in_order() -> None:
         (EventType.CREATED, 0x1000), (EventType.SUB_ESTABLISHED, 0x1000)]
     assert rec.events[0].time <= rec.events[1].time
     assert len(rec.events_lost) == 1 and sampler.events_lost == 1
-    assert sampler.events_unattributed == 1  # 0x2000; 0x1001 is known foreign
+    assert sampler.events_unattributed == 2  # 0x2000 and the listener's; 0x1001 is foreign
     assert {s.token for s in rec.samples} == {0x1000}
+
+
+class _Calls:
+    """A sink that keeps the order of what it was handed."""
+
+    def __init__(self) -> None:
+        self.calls: List[Tuple[Any, ...]] = []
+
+    def sample(self, rows: List[Sample]) -> bool:
+        self.calls.append(("sample", len(rows)))
+        return True
+
+    def event(self, event: RecordedEvent) -> None:
+        self.calls.append(("event", event.type, event.token))
+
+    def events_lost(self, t: float) -> None:
+        self.calls.append(("lost",))
+
+
+def test_a_held_connection_stays_held_and_a_gap_keeps_its_place() -> None:
+    mon = _FakeMonitor()
+    source = _FakeConns(n=1)  # token 0x1000, inode 9000: the command's
+    sink = _Calls()
+    sampler = Sampler(sink, 0.02, owners=_Owners({9000}), monitor=mon,  # type: ignore[arg-type]
+                      source=source)
+    mon.put(Event(EventType.CREATED, 0x1000))  # waits until a sample attributes it
+    mon.put(mptcp.EventsLostError(errno.ENOBUFS, "lost"))  # so the gap waits behind it
+    sampler.start()
+    _wait(lambda: sampler.samples >= 2, "samples")
+    source.closed = True  # the process closed its socket while the connection finishes
+    n = sampler.samples
+    _wait(lambda: sampler.samples >= n + 2, "samples with inode 0")
+    mon.put(Event(EventType.CLOSED, 0x1000))
+    _wait(lambda: ("event", EventType.CLOSED, 0x1000) in sink.calls, "CLOSED")
+    sampler.stop()
+    os.close(mon.fd)
+    assert [c for c in sink.calls if c[0] != "sample"] == [
+        ("event", EventType.CREATED, 0x1000), ("lost",), ("event", EventType.CLOSED, 0x1000)]
+    assert sampler.events_unattributed == 0
+    assert all(c[1] == 2 for c in sink.calls if c[0] == "sample")  # its rows, every time
 
 
 # ------------------------------------------------------------------ record() arguments

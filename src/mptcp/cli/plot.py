@@ -57,11 +57,13 @@ def run(args: argparse.Namespace) -> int:
     out = args.output or os.path.splitext(args.file)[0] + ".png"
     try:
         recording = load(args.file)
-    except ValueError as err:  # a damaged file is a failure (1), not a usage error (2)
+        fig = plot(recording, out, metrics=args.metrics, token=args.token,
+                   size=args.size or (1200, 0))
+    except ValueError as err:
+        # A damaged file, or nothing to draw in it: a failure (1), not a usage error
+        # (2; the arguments argparse checked are fine).
         print(f"mptcp plot: {err}", file=sys.stderr)
         return 1
-    fig = plot(recording, out, metrics=args.metrics, token=args.token,
-               size=args.size or (1200, 0))
     lines = sum(1 for line in fig.axes[0].get_lines() if str(line.get_gid()).startswith("subflow"))
     print(f"mptcp plot: {out}: {len(args.metrics)} panels, {lines} subflows")
     return 0

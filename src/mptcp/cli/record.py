@@ -29,6 +29,9 @@ TIMED_OUT = 124
 LOG_EVERY = 5.0
 #: Seconds a command gets to exit after SIGTERM before it is killed.
 KILL_AFTER = 5.0
+#: Seconds a command gets to exit on the terminal's Ctrl-C (which reached it too)
+#: before the recorder passes SIGINT on itself.
+SIGINT_GRACE = 1.0
 
 
 def add_parser(subparsers: Any) -> None:
@@ -55,7 +58,10 @@ def add_parser(subparsers: Any) -> None:
 
 
 class _Progress:
-    """The progress line: rewritten in place on a terminal, else every LOG_EVERY s."""
+    """The progress line: rewritten in place on a terminal, else every LOG_EVERY s.
+
+    Cosmetic: if stderr goes away (``mptcp record ... 2>&1 | head``) it falls
+    silent, and the recording and the command carry on."""
 
     def __init__(self, out: TextIO, quiet: bool) -> None:
         self.out = out
@@ -74,18 +80,19 @@ class _Progress:
         line = (f"mptcp record: {p.elapsed:.1f} s, {p.samples} samples, {p.connections} "
                 f"connection{'s' if p.connections != 1 else ''}, {p.rows} rows, "
                 f"{human_bytes(p.bytes_written)} -> {path}")
-        if self.tty:
-            self.out.write(f"\r{line}\x1b[K")
-            self.drawn = True
-        else:
-            self.out.write(line + "\n")
-        self.out.flush()
+        self._write(f"\r{line}\x1b[K" if self.tty else line + "\n")
+        self.drawn = self.tty
+
+    def _write(self, text: str) -> None:
+        try:
+            self.out.write(text)
+            self.out.flush()
+        except (OSError, ValueError):  # a closed pipe or stream
+            self.quiet = True
 
     def summary(self, rec: _recording.Recording, path: str) -> None:
         if self.quiet:
             return
-        if self.drawn:
-            self.out.write("\r\x1b[K")
         p = rec.progress()
         events = f"{p.events} events"
         if rec.events_error:
@@ -94,9 +101,9 @@ class _Progress:
             events += f" (the kernel dropped events {p.events_lost} times: gaps marked)"
         if p.events_unattributed:
             events += f" ({p.events_unattributed} of unattributable connections left out)"
-        self.out.write(f"mptcp record: {p.rows} rows in {p.elapsed:.1f} s ({p.samples} samples, "
-                       f"{p.late} late, {p.skipped} skipped), {events} -> {path}\n")
-        self.out.flush()
+        erase = "\r\x1b[K" if self.drawn else ""  # the progress line, on a terminal
+        self._write(f"{erase}mptcp record: {p.rows} rows in {p.elapsed:.1f} s ({p.samples} "
+                    f"samples, {p.late} late, {p.skipped} skipped), {events} -> {path}\n")
 
 
 def _default_output() -> str:
@@ -159,6 +166,7 @@ def _record(args: argparse.Namespace, path: str, command: List[str], progress: _
     rec: Optional[_recording.Recording] = None
     proc: Optional["subprocess.Popen[bytes]"] = None
     status = 0
+    crash: Optional[BaseException] = None
     try:
         try:
             with held:
@@ -178,26 +186,37 @@ def _record(args: argparse.Namespace, path: str, command: List[str], progress: _
                     proc = _start(command, rec)
                     assert owners is not None
                     owners.add_root(proc.pid)
+                    rec.write_meta()  # with the command's pid, should we be killed
             status = _run(rec, proc, args.duration, progress, path)
         except (KeyboardInterrupt, Stop) as stop:
             signum = stop.args[0] if isinstance(stop, Stop) else signal.SIGINT
             if proc is not None:
-                # Ctrl-C on a terminal reached the command too (one process group), so
-                # it only gets time to exit; SIGTERM and SIGHUP came to us alone and
-                # are passed on, as timeout does.
-                status = _exit_status(_reap(proc, signum if isinstance(stop, Stop) else None))
+                # SIGTERM and SIGHUP came to us alone and are passed on, as timeout
+                # does. Ctrl-C on a terminal reached the command too (one process
+                # group): it gets a moment to exit before SIGINT is passed on, for a
+                # SIGINT sent to this process alone.
+                status = _exit_status(_reap(proc, signum) if isinstance(stop, Stop)
+                                      else _reap(proc, signal.SIGINT, first_wait=SIGINT_GRACE))
             elif command:
                 status = 128 + signum  # stopped before the command could start
+        except Exception as unexpected:  # noqa: BLE001 - ended cleanly below, then raised
+            crash = unexpected
         # Nothing may interrupt closing the files (cmd_record restores the handlers).
         for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
             signal.signal(sig, signal.SIG_IGN)
+        if crash is not None and proc is not None and proc.poll() is None:
+            _reap(proc, signal.SIGTERM)
         if rec is None:
+            if crash is not None:
+                raise crash
             return status
         failure = rec.error
         try:
             rec.stop()
         except OSError as e:
             failure = failure or e
+        if crash is not None:
+            raise crash
         progress.summary(rec, path)
         if failure is not None:
             print(f"mptcp record: {failure}", file=err, flush=True)
@@ -243,10 +262,17 @@ def _run(rec: _recording.Recording, proc: Optional["subprocess.Popen[bytes]"],
     return 1
 
 
-def _reap(proc: "subprocess.Popen[bytes]", signum: Optional[int] = None) -> int:
-    """Send ``signum`` (if any) and wait for the command to exit: SIGTERM after
-    KILL_AFTER seconds, SIGKILL after as many again or on a second Ctrl-C/SIGTERM."""
+def _reap(proc: "subprocess.Popen[bytes]", signum: Optional[int] = None,
+          first_wait: float = 0.0) -> int:
+    """Wait ``first_wait`` seconds for the command to exit, then send ``signum`` (if
+    any) and wait: SIGTERM after KILL_AFTER seconds, SIGKILL after as many again or on
+    a second Ctrl-C/SIGTERM."""
     try:
+        if first_wait:
+            try:
+                return proc.wait(first_wait)
+            except subprocess.TimeoutExpired:
+                pass
         for sig in (signum, signal.SIGTERM):
             if sig is not None and proc.poll() is None:
                 proc.send_signal(sig)
