@@ -406,7 +406,7 @@ cdef tuple subflow_records(const DiagMsg *m):
         replace_item(sub, 3, m.state)
     if m.present & P_FLAGS:
         replace_item(sub, 4, bool(m.flags & MPTCPK_SUBFLOW_FLAG_BKUP_LOC))
-    d = new_record(DiagSubflowT, N_DIAG_SUBFLOW)
+    d = new_value_record(DiagSubflowT, N_DIAG_SUBFLOW)
     set_item(d, 0, local)
     set_item(d, 1, remote)
     set_item(d, 2, opt_u32(m, P_TOKEN_LOC, m.token_loc))

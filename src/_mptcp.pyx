@@ -15,6 +15,9 @@ from cpython.list cimport PyList_New, PyList_Append, PyList_SET_ITEM
 from cpython.mem cimport PyMem_Malloc, PyMem_Free
 from cpython.unicode cimport PyUnicode_DecodeASCII
 
+cdef extern from "Python.h":
+    void PyObject_GC_UnTrack(void *op)
+
 include "_abi.pxi"
 
 cdef extern from *:
@@ -164,6 +167,16 @@ cdef inline object new_record(type cls, Py_ssize_t n):
     return mptcpk_alloc_record(cls, n)
 
 
+cdef inline object new_value_record(type cls, Py_ssize_t n):
+    # A record that will hold values only (numbers, strings, enum members, address
+    # tuples) is in no reference cycle, so the collector need not track it: CPython
+    # untracks such tuples itself, but only at their first collection, and thousands
+    # of them made connections() trigger repeated full collections.
+    rec = mptcpk_alloc_record(cls, n)
+    PyObject_GC_UnTrack(<void *>rec)
+    return rec
+
+
 cdef inline void set_item(object rec, Py_ssize_t i, object value) noexcept:
     Py_INCREF(value)
     PyTuple_SET_ITEM(rec, i, value)
@@ -227,6 +240,7 @@ cdef object decode_sockaddr(const uint8_t *sa, size_t avail):
     if inet_ntop(family, key.addr, text, sizeof(text)) == NULL:
         return None
     value = (PyUnicode_DecodeASCII(text, strlen_(text), NULL), ntohs(key.port))
+    PyObject_GC_UnTrack(<void *>value)  # a str and an int: in no cycle
     # The set's least recently used entry goes; the other moves to the second way.
     Py_XDECREF(addr_cache[h + 1].value)
     addr_cache[h + 1] = addr_cache[h]
@@ -283,7 +297,7 @@ cdef object info_record(const uint8_t *buf, size_t length):
     cdef mptcpk_info mi
     memset(&mi, 0, sizeof(mi))
     memcpy(&mi, buf, length if length < sizeof(mi) else sizeof(mi))
-    rec = new_record(MPTCPInfoT, N_INFO)
+    rec = new_value_record(MPTCPInfoT, N_INFO)
     cdef bint base = length >= MI_END_RCV_NXT
     cdef bint tok = length >= MI_END_TOKEN
     cdef bint has_flags = length >= 12
@@ -325,7 +339,7 @@ cdef object subflow_info_record(object sub_id, object local, object remote,
     cdef mptcpk_tcp_info ti
     memset(&ti, 0, sizeof(ti))
     memcpy(&ti, tcpi, avail if avail < sizeof(ti) else sizeof(ti))
-    rec = new_record(SubflowInfoT, N_SUBFLOW_INFO)
+    rec = new_value_record(SubflowInfoT, N_SUBFLOW_INFO)
     cdef bint base = avail >= TI_END_TOTAL_RETRANS
     set_item(rec, 0, sub_id)
     set_item(rec, 1, local)

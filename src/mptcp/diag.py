@@ -15,9 +15,8 @@ fields the kernel gives only to CAP_NET_ADMIN are ``None`` for others.
 from __future__ import annotations
 
 import errno as _errno
-import gc
 import os
-from typing import List, Tuple
+from typing import List
 
 from . import _args
 from . import _mptcp
@@ -27,33 +26,10 @@ from ._records import Connection, DiagSubflow, SubflowFlags
 __all__ = ["Connection", "DiagSubflow", "SubflowFlags", "connections"]
 
 #: First kernel whose sock_diag answers for MPTCP sockets (INET_DIAG_REQ_PROTOCOL
-#: and the MPTCP diag handler). 5.7 and 5.8 ignore the protocol attribute and would
-#: answer with plain TCP sockets, so they are refused up front.
+#: and the MPTCP diag handler). The kernel itself says when it has none: before 5.9
+#: the protocol attribute is unknown and the request names protocol 0, which has no
+#: handler (ENOENT), as a kernel without CONFIG_INET_MPTCP_DIAG answers.
 MIN_KERNEL = (5, 9)
-
-_kernel_checked = False
-
-
-def _release() -> Tuple[int, int]:
-    parts = os.uname().release.split(".")
-    try:
-        return int(parts[0]), int("".join(c for c in parts[1] if c.isdigit()) or 0)
-    except (IndexError, ValueError):
-        return (0, 0)
-
-
-def _check_kernel() -> None:
-    global _kernel_checked
-    if _kernel_checked:
-        return
-    if _release() < MIN_KERNEL:
-        raise KernelTooOldError(
-            _errno.EOPNOTSUPP,
-            "connections() needs sock_diag for MPTCP sockets (Linux 5.9 or newer); "
-            f"this kernel is {os.uname().release}",
-            min_version=MIN_KERNEL,
-        )
-    _kernel_checked = True
 
 
 def _as_mptcp_error(err: OSError, what: str) -> MPTCPError:
@@ -115,11 +91,6 @@ def connections(*, listening: bool = False, orphans: bool = False) -> List[Conne
     """
     _args.flag("listening", listening)
     _args.flag("orphans", orphans)
-    _check_kernel()
-    # Thousands of fresh records would trigger repeated full collections of objects
-    # that cannot be garbage yet (25% of the time at 5,000 connections).
-    gc_was_enabled = gc.isenabled()
-    gc.disable()
     try:
         return _mptcp.diag_connections(listening, orphans)
     except OSError as err:
@@ -132,6 +103,3 @@ def connections(*, listening: bool = False, orphans: bool = False) -> List[Conne
                 min_version=MIN_KERNEL,
             ) from err
         raise _as_mptcp_error(err, "connections() could not dump sockets (sock_diag)") from err
-    finally:
-        if gc_was_enabled:
-            gc.enable()

@@ -252,3 +252,53 @@ def test_orphaned_subflow_listed_with_orphans(lab: Lab) -> None:
     assert d.if_index == lab.ifindex(ns, "c2")
     with pytest.raises(TypeError):
         diag.connections(orphans=1)  # type: ignore[arg-type]
+
+
+def test_records_of_values_are_not_tracked_and_gc_stays_on(lab: Lab) -> None:
+    """connections() leaves the collector alone (it switched it off for the whole
+    process during the call): its records of values are untracked instead, so
+    thousands of them trigger no full collections."""
+    import gc
+    import threading
+
+    _, socks = _open(lab, 20)
+    _wait_subflows(lab, lab.client_ns, 40)
+    seen_off = []
+    stop = threading.Event()
+
+    def watch() -> None:
+        while not stop.is_set():
+            if not gc.isenabled():
+                seen_off.append(1)
+
+    watcher = threading.Thread(target=watch)
+    watcher.start()
+    try:
+        for _ in range(200):
+            conns = lab.run_in(lab.client_ns, diag.connections)
+    finally:
+        stop.set()
+        watcher.join(10)
+    assert seen_off == [] and gc.isenabled()
+    c = conns[0]
+    assert gc.is_tracked(c) and gc.is_tracked(c.subflows)  # mutable lists: tracked
+    for s, d in zip(c.subflows, c.subflow_diag):
+        assert not any(gc.is_tracked(x) for x in (s, d, s.local, s.remote, d.local))
+    assert not gc.is_tracked(c.info)
+    for s in socks:
+        s.close()
+
+
+def test_the_kernel_is_asked_not_uname(lab: Lab) -> None:
+    # A kernel release string says nothing of what the kernel was built with (and
+    # distributions backport): only the kernel's answer counts. A fresh process, so
+    # that nothing was learnt before the release string is made old.
+    _, socks = _open(lab, 1)
+    code = ("import os, sys; sys.path.insert(0, sys.argv[1]); "
+            "os.uname = lambda: os.uname_result(('Linux', 'h', '5.4.0-old', '#1', 'x86_64')); "
+            "from mptcp import diag; print(len(diag.connections()))")
+    proc = subprocess.run(["ip", "netns", "exec", lab.client_ns, sys.executable, "-c", code, SRC],
+                          capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 0 and proc.stdout.strip() == "1", proc.stderr
+    for s in socks:
+        s.close()

@@ -4,6 +4,7 @@ itself, in private network namespaces."""
 from __future__ import annotations
 
 import errno
+import json
 import socket
 from typing import Any, Iterator, List
 
@@ -229,3 +230,83 @@ def test_info_follows_the_counters(lab: Lab, conn: socket.socket) -> None:
     assert after.bytes_sent >= before.bytes_sent + 100_000
     assert after.snd_una == after.write_seq  # everything acked
     assert after.token == before.token
+
+
+def test_a_namespace_without_mptcp_decides_nothing_about_the_kernel(lab: Lab) -> None:
+    """Where net.mptcp.enabled=0 no MPTCP socket can be made, so the kernel's API
+    cannot be probed there: nothing is concluded, and the first call from a namespace
+    with MPTCP probes and binds for real."""
+    from mptcp._backends.upstream import read as _read
+
+    ns = lab.client_ns
+    server = lab.start_server()
+    _backends.reset()  # the probes too
+    _api._rebind()
+    lab.sh(ns, "sysctl", "-q", "-w", "net.mptcp.enabled=0")
+    try:
+        with pytest.raises(OSError):  # no MPTCP socket here at all
+            lab.socket(ns, socket.AF_INET, socket.SOCK_STREAM, 262)
+        tcp = lab.connect(port=server.port, proto=socket.IPPROTO_TCP)
+        with pytest.raises(mptcp.NotMPTCPError):
+            lab.run_in(ns, mptcp.get_sub_ids, tcp)
+        assert lab.run_in(ns, _read.kernel_has, "full_info") is None
+        assert _read._known == {}
+        tcp.close()
+    finally:
+        lab.sh(ns, "sysctl", "-q", "-w", "net.mptcp.enabled=1")
+    sock = lab.connect(port=server.port)
+    assert lab.run_in(ns, mptcp.get_sub_ids, sock)[:1] == [1]
+    assert _read._known == {"sol_mptcp": True, "full_info": True}
+    assert mptcp.backend() == "upstream"
+    sock.close()
+
+
+_POLL_ALLOCATIONS = r"""
+import json, socket, sys, time, tracemalloc
+sys.path.insert(0, sys.argv[1])
+import mptcp
+s = socket.socket(socket.AF_INET, socket.SOCK_STREAM, 262)
+s.connect((sys.argv[2], int(sys.argv[3])))
+s.sendall(b"x" * 65536)
+deadline = time.monotonic() + 20
+while len(mptcp.get_sub_ids(s)) < 2 and time.monotonic() < deadline:
+    time.sleep(0.02)
+poller = mptcp.Poller(s)
+poll, nop = poller.poll, int
+for _ in range(1000):
+    poll()
+
+def allocations(fn):
+    # What fn allocates while it runs, freed or not: the traced peak and current
+    # sizes above the level just before it (the same bookkeeping for both calls).
+    seen = []
+    for _ in range(300):
+        tracemalloc.reset_peak()
+        base = tracemalloc.get_traced_memory()[0]
+        tracemalloc.reset_peak()
+        fn()
+        cur, peak = tracemalloc.get_traced_memory()
+        seen.append((cur - base, peak - base))
+    return sorted(set(seen))
+
+tracemalloc.start()
+print(json.dumps({"subflows": poll(), "poll": allocations(poll), "nothing": allocations(nop)}))
+"""
+
+
+def test_poll_allocates_nothing_in_one_call(lab: Lab) -> None:
+    """Not just "leaks nothing": a single poll() allocates no memory at all, not even
+    transiently (tracemalloc's peak), in a process with no other thread."""
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    server = lab.start_server()
+    src = str(Path(mptcp.__file__).resolve().parents[1])
+    proc = subprocess.run(["ip", "netns", "exec", lab.client_ns, sys.executable, "-c",
+                           _POLL_ALLOCATIONS, src, lab.server_addrs["v4"][0], str(server.port)],
+                          capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 0, proc.stderr
+    got = json.loads(proc.stdout)
+    assert got["subflows"] == 2
+    assert got["poll"] == got["nothing"], got  # the same as calling int(): no allocation
