@@ -29,21 +29,27 @@ def mptcp_info(sock: socket.socket) -> tuple[int, int]:
     return subflows, token
 
 
-def send_and_check(lab: Lab, family: int) -> None:
+def send_and_check(lab: Lab, family: int, subflows: int) -> None:
     server = lab.start_server(family=family)
     payload = os.urandom(MIB)
     with lab.connect(family=family, port=server.port) as s:
         assert s.getsockopt(socket.SOL_SOCKET, socket.SO_PROTOCOL) == 262
-        s.sendall(payload)
+        # The bulk goes only once the endpoint's subflow has joined: on this 6.18.44
+        # kernel a join that lands in the first ~88 KB of a burst corrupts the stream
+        # in about one transfer in five (README, "Known kernel issues";
+        # tests/kernel/repro_join_burst.py shows it without the library).
+        s.sendall(payload[:1024])
+        lab.wait_for(lambda: mptcp_info(s)[0] == subflows - 1, what=f"{subflows} subflows")
+        s.sendall(payload[1024:])
     assert server.wait_result(10) == (MIB, hashlib.sha256(payload).hexdigest())
 
 
 def test_ipv4_transfer(lab: Lab) -> None:
-    send_and_check(lab, socket.AF_INET)
+    send_and_check(lab, socket.AF_INET, 2)  # the endpoint joins
 
 
 def test_ipv6_transfer(lab: Lab) -> None:
-    send_and_check(lab, socket.AF_INET6)
+    send_and_check(lab, socket.AF_INET6, 1)  # no IPv6 endpoint
 
 
 def test_echo_server(lab: Lab) -> None:
@@ -238,7 +244,7 @@ def test_concurrent_labs_use_distinct_nets(lab: Lab) -> None:
     with Lab(endpoint=False) as other:
         assert other.net != lab.net
         assert other.server_addrs["v4"][0] != lab.server_addrs["v4"][0]
-        send_and_check(other, socket.AF_INET)
+        send_and_check(other, socket.AF_INET, 1)  # no endpoint
         assert other.ip(other.client_ns, "mptcp", "endpoint", "show").strip() == ""
 
 
