@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import signal
 from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -35,6 +36,11 @@ def kernel_missing_reason() -> str | None:
 
 
 def pytest_configure(config: pytest.Config) -> None:
+    # A shell's background job starts with SIGINT ignored, and an ignored signal
+    # stays ignored across exec: the Ctrl-C tests' children would then never see
+    # the SIGINT they are sent. A handled one is reset to the default in children.
+    if signal.getsignal(signal.SIGINT) == signal.SIG_IGN:
+        signal.signal(signal.SIGINT, signal.default_int_handler)
     config.addinivalue_line(
         "markers",
         "kernel: needs root and an MPTCP kernel; runs in private network namespaces",
