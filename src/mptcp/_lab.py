@@ -25,7 +25,6 @@ Example::
 from __future__ import annotations
 
 import atexit
-import concurrent.futures
 import contextlib
 import ctypes
 import hashlib
@@ -284,7 +283,8 @@ class Server:
         self.results: list[tuple[int, str]] = []
         self.errors: list[BaseException] = []
         self.conns: list[socket.socket] = []
-        self._queue: queue.Queue[tuple[int, str]] = queue.Queue()
+        # C-level, like _NetnsWorker: wait_result() is where a Ctrl-C usually lands.
+        self._queue: queue.SimpleQueue[tuple[int, str]] = queue.SimpleQueue()
         self._closed = threading.Event()
         self._lock = threading.Lock()
         self._threads: list[threading.Thread] = []
@@ -414,6 +414,61 @@ def _enter_netns(path: str) -> None:
         os.close(fd)
 
 
+class _NetnsWorker:
+    """A daemon thread that lives in one network namespace and runs calls there.
+
+    Built only from primitives written in C (a SimpleQueue, a plain lock): Ctrl-C
+    and LabTerminated are raised in the main thread at any bytecode, and inside the
+    pure-Python Condition and Semaphore of concurrent.futures they could leave a lock
+    held for good: the worker then hung, and the process's exit with it (one demo in
+    about 30 never exited after SIGTERM), or the caller got "cannot release
+    un-acquired lock". A daemon, so the exit never waits for a stuck call.
+    """
+
+    def __init__(self, ns: str, path: str) -> None:
+        self._jobs: queue.SimpleQueue[tuple[Any, ...] | None] = queue.SimpleQueue()
+        threading.Thread(target=self._serve, args=(path,), name=f"lab-{ns}",
+                         daemon=True).start()
+
+    def _serve(self, path: str) -> None:
+        entered: BaseException | None = None
+        try:
+            _enter_netns(path)
+        except BaseException as err:  # every call then fails with it
+            entered = err
+        while True:
+            job = self._jobs.get()
+            if job is None:
+                return
+            fn, args, kw, box, done = job
+            try:
+                if entered is not None:
+                    raise entered
+                box.append((True, fn(*args, **kw)))
+            except BaseException as err:  # handed to the caller
+                box.append((False, err))
+            finally:
+                done.release()
+            del job, fn, args, kw, box, done
+
+    def call(self, fn: Callable[..., _T], args: tuple[Any, ...], kw: dict[str, Any],
+             timeout: float | None = None) -> _T:
+        done = threading.Lock()
+        done.acquire()
+        box: list[tuple[bool, Any]] = []
+        self._jobs.put((fn, args, kw, box, done))
+        if not done.acquire(timeout=-1 if timeout is None else timeout):
+            raise LabError(f"a call in the namespace did not return within {timeout}s")
+        ok, value = box[0]
+        if ok:
+            return value  # type: ignore[no-any-return]
+        raise value
+
+    def stop(self) -> None:
+        """Let the thread end once the calls queued before this one ran."""
+        self._jobs.put(None)
+
+
 # A sink server for Lab.sink_process: one listener per protocol given on the
 # command line, a reader thread per connection, "PORTS p1 p2 ..." once listening.
 _SINK_SERVER = r"""
@@ -474,7 +529,7 @@ class Lab:
         self._closed = False
         self._close_lock = threading.RLock()
         self._namespaces: list[str] = []
-        self._executors: dict[str, concurrent.futures.ThreadPoolExecutor] = {}
+        self._workers: dict[str, _NetnsWorker] = {}
         self._servers: list[Server] = []
         with _counter_lock:
             count = next(_counter)
@@ -579,35 +634,25 @@ class Lab:
 
     # -- plumbing ----------------------------------------------------------
 
-    def _executor(self, ns: str) -> concurrent.futures.ThreadPoolExecutor:
+    def _worker(self, ns: str) -> _NetnsWorker:
         with self._close_lock:
-            return self._executor_locked(ns)
-
-    def _executor_locked(self, ns: str) -> concurrent.futures.ThreadPoolExecutor:
-        if self._closed:
-            raise LabError("the lab is closed")
-        if ns not in self._namespaces:
-            raise ValueError(f"{ns!r} is not a namespace of this lab")
-        ex = self._executors.get(ns)
-        if ex is None:
-            path = os.path.join(_NETNS_DIR, ns)
-            ex = concurrent.futures.ThreadPoolExecutor(
-                max_workers=1,
-                thread_name_prefix=f"lab-{ns}",
-                initializer=_enter_netns,
-                initargs=(path,),
-            )
-            self._executors[ns] = ex
-            # Prove the worker really sits in the namespace before using it.
-            want = os.stat(path).st_ino
-            got = ex.submit(_netns_inode).result(10)
-            if got != want:
-                raise LabError(f"worker thread for {ns} is not in that namespace")
-        return ex
+            if self._closed:
+                raise LabError("the lab is closed")
+            if ns not in self._namespaces:
+                raise ValueError(f"{ns!r} is not a namespace of this lab")
+            worker = self._workers.get(ns)
+            if worker is None:
+                path = os.path.join(_NETNS_DIR, ns)
+                worker = _NetnsWorker(ns, path)
+                self._workers[ns] = worker
+                # Prove the worker really sits in the namespace before using it.
+                if worker.call(_netns_inode, (), {}, timeout=10) != os.stat(path).st_ino:
+                    raise LabError(f"worker thread for {ns} is not in that namespace")
+            return worker
 
     def run_in(self, ns: str, fn: Callable[..., _T], *args: Any, **kw: Any) -> _T:
         """Run ``fn(*args, **kw)`` in a thread that lives in network namespace ``ns``."""
-        return self._executor(ns).submit(fn, *args, **kw).result()
+        return self._worker(ns).call(fn, args, kw)
 
     def socket(
         self,
@@ -759,11 +804,11 @@ class Lab:
                 server.close()
             except Exception:
                 pass
-        # Idle workers exit on their own; waiting could hang on a stuck call,
-        # and the namespaces can be deleted while a thread still sits in one.
-        for ex in self._executors.values():
-            ex.shutdown(wait=False, cancel_futures=True)
-        self._executors.clear()
+        # Not waited for: that could hang on a stuck call, and the namespaces can be
+        # deleted while a thread still sits in one.
+        for worker in self._workers.values():
+            worker.stop()
+        self._workers.clear()
         errors = []
         for ns in reversed(self._namespaces):
             for attempt in range(5):

@@ -493,7 +493,7 @@ def test_demo_removes_namespaces_on_signal(sig: int, reap: list[str]) -> None:
     lines = err.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("mptcp"), err
     if sig == signal.SIGINT:
-        assert rc == 130 and lines[0] == "mptcp: interrupted"
+        assert rc == 130 and lines[0] == "mptcp: interrupted", (rc, err)
     else:
         assert rc == 128 + signal.SIGTERM and "SIGTERM" in lines[0], (rc, err)
 
