@@ -167,3 +167,36 @@ def test_import_mptcp_loads_no_feature_module() -> None:
             "mptcp.exporter", "mptcp._lab", "mptcp._backends.draft",
             "mptcp._backends.upstream.control"}
     assert not lazy & set(out), sorted(lazy & set(out))
+
+
+# The library never starts a process. The namespace lab runs `ip` and `ss` (for the
+# demo, the tests and the benchmarks), and `mptcp record -- COMMAND` runs the user's
+# command, as `timeout` and `time` do: those two modules and no other.
+MAY_SPAWN = {"_lab", "cli.record"}
+_SPAWN_CALLS = {"system", "popen", "fork", "forkpty", "posix_spawn", "posix_spawnp",
+                "execv", "execve", "execvp", "execvpe", "execl", "execle", "execlp",
+                "execlpe", "spawnv", "spawnve", "spawnvp", "spawnvpe", "spawnl", "spawnle"}
+
+
+def spawns(source: str) -> bool:
+    """Whether the code imports subprocess or calls an os function that starts a process."""
+    for node in ast.walk(ast.parse(source)):
+        if isinstance(node, ast.Import) and any(a.name.split(".")[0] in ("subprocess", "pty")
+                                                for a in node.names):
+            return True
+        if isinstance(node, ast.ImportFrom) and node.module in ("subprocess", "pty"):
+            return True
+        if isinstance(node, ast.ImportFrom) and node.module == "os" and any(
+                a.name in _SPAWN_CALLS for a in node.names):
+            return True
+        if (isinstance(node, ast.Attribute) and node.attr in _SPAWN_CALLS
+                and isinstance(node.value, ast.Name) and node.value.id == "os"):
+            return True
+    return False
+
+
+def test_only_the_lab_and_record_start_processes() -> None:
+    assert spawns("import subprocess") and spawns("import os\nos.execvp('ip', ['ip'])")
+    assert spawns("from os import posix_spawn") and not spawns("import os\nos.getpid()")
+    found = {module_name(p) for p in sorted(PKG.rglob("*.py")) if spawns(p.read_text())}
+    assert found <= MAY_SPAWN, sorted(found - MAY_SPAWN)

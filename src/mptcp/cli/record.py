@@ -11,7 +11,7 @@ from __future__ import annotations
 import argparse
 import datetime
 import signal
-import subprocess
+import subprocess  # for the user's COMMAND only (tests/unit/test_layers.py: MAY_SPAWN)
 import sys
 import time
 from types import FrameType
