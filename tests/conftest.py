@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import os
 import signal
+import socket
 from collections.abc import Iterator
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import pytest
 
@@ -153,3 +154,17 @@ def lab_userspace() -> Iterator[Lab]:
 def ulab() -> Iterator[Lab]:
     """lab_userspace shared by a module's tests (each test opens its own connections)."""
     yield from _userspace_lab()
+
+
+def two_subflows(lab: Lab, family: int = socket.AF_INET, server_addr: str | None = None,
+                 server: Any = None) -> socket.socket:
+    """A connection of ``lab`` (a ``lab`` fixture's, with its endpoint) once both of its
+    subflows are established."""
+    import mptcp
+
+    server = server or lab.start_server(family=family)
+    sock = lab.connect(family=family, port=server.port, server_addr=server_addr)
+    sock.sendall(b"x" * 65536)  # the in-kernel PM opens the endpoint's subflow after data
+    lab.wait_for(lambda: [s.state for s in mptcp.subflows(sock)] == [1, 1],
+                 timeout=10, what="second subflow established")
+    return sock

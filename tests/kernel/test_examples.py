@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import importlib.util
 import io
-import socket
 import sys
 from pathlib import Path
 from types import ModuleType
@@ -20,6 +19,7 @@ import pytest
 
 import mptcp
 from mptcp._lab import Lab
+from tests.conftest import two_subflows
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
 
@@ -33,16 +33,6 @@ def load(name: str) -> ModuleType:
     sys.modules[spec.name] = module
     spec.loader.exec_module(module)
     return module
-
-
-def two_subflows(lab: Lab) -> socket.socket:
-    """A connection with the endpoint's second subflow established (in-kernel PM)."""
-    server = lab.start_server()
-    sock = lab.connect(port=server.port)
-    sock.sendall(b"x" * 65536)  # the in-kernel PM adds the endpoint's subflow after data
-    lab.wait_for(lambda: [s.state for s in mptcp.subflows(sock)] == [1, 1],
-                 timeout=10, what="second subflow established")
-    return sock
 
 
 def run_list_subflows(lab: Lab, lab_userspace: Lab) -> None:

@@ -13,16 +13,8 @@ import pytest
 import mptcp
 from mptcp import _api, _backends
 from mptcp._lab import Lab
+from tests.conftest import two_subflows
 from tests.outside import ss_mptcp
-
-
-def _two_subflows(lab: Lab, family: int = socket.AF_INET) -> socket.socket:
-    server = lab.start_server(family=family)
-    sock = lab.connect(family=family, port=server.port)
-    sock.sendall(b"x" * 65536)  # the in-kernel PM opens the endpoint's subflow after data
-    lab.wait_for(lambda: [s.state for s in mptcp.subflows(sock)] == [1, 1],
-                 what="second subflow established")
-    return sock
 
 
 def _ss_tuples(lab: Lab) -> List[Any]:
@@ -32,7 +24,7 @@ def _ss_tuples(lab: Lab) -> List[Any]:
 
 @pytest.fixture
 def conn(lab: Lab) -> Iterator[socket.socket]:
-    sock = _two_subflows(lab)
+    sock = two_subflows(lab)
     yield sock
     sock.close()
 

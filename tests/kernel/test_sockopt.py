@@ -29,6 +29,7 @@ import pytest
 import mptcp
 from mptcp._backends.upstream import sockopt
 from mptcp._lab import Lab
+from tests.conftest import two_subflows
 from tests.outside import ss_subflow_text
 
 SOL_SOCKET, SOL_TCP, SOL_IP, SOL_IPV6 = (socket.SOL_SOCKET, socket.IPPROTO_TCP, socket.IPPROTO_IP,
@@ -44,16 +45,6 @@ def klab() -> Iterator[Lab]:
         lab.ip(lab.client_ns, "mptcp", "endpoint", "add", lab.client_addrs["v6"][1], "dev", "c2",
                "subflow")
         yield lab
-
-
-def two_subflows(lab: Lab, family: int = socket.AF_INET, server_addr: str | None = None,
-                 server: Any = None) -> socket.socket:
-    server = server or lab.start_server(family=socket.AF_INET6 if family == socket.AF_INET6 else socket.AF_INET)
-    sock = lab.connect(family=family, port=server.port, server_addr=server_addr)
-    sock.sendall(b"x" * 65536)  # the in-kernel PM opens the endpoint's subflow after data
-    lab.wait_for(lambda: [s.state for s in mptcp.subflows(sock)] == [1, 1],
-                 what="second subflow established")
-    return sock
 
 
 def in_client(lab: Lab, fn: Callable[..., Any], *args: Any) -> Any:
