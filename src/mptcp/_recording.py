@@ -55,7 +55,7 @@ from ._errors import EventsLostError, KernelTooOldError, MPTCPPermissionError
 from ._events import EventMonitor, events
 from ._procs import ProcessTreeSockets
 from ._records import (Address, Connection, EventType, Progress, RecordedEvent, Sample,
-                       TCPState)
+                       TCPState, state_name)
 from .diag import connections
 
 __all__ = ["Recording", "CsvWriter", "Sampler", "record", "stream", "load", "open_events",
@@ -91,15 +91,6 @@ def _rows_of(t: float, c: Connection) -> List[Sample]:
 
 # -- CSV text, both ways ----------------------------------------------------------
 
-def _state_text(state: Optional[int]) -> str:
-    if state is None:
-        return ""
-    try:
-        return TCPState(state).name
-    except ValueError:
-        return str(state)
-
-
 def _flag(value: Optional[bool]) -> str:
     return "" if value is None else "1" if value else "0"
 
@@ -114,7 +105,7 @@ def _token_text(token: Optional[int]) -> str:
 
 def _sample_csv(s: Sample) -> Tuple[object, ...]:
     return (s.time, _token_text(s.token), s.subflow, _addr(s.local), _addr(s.remote), s.loc_id,
-            s.rem_id, _flag(s.backup), _state_text(s.state)) + s[9:]
+            s.rem_id, _flag(s.backup), state_name(s.state)) + s[9:]
 
 
 def _event_type_text(etype: Union[EventType, int]) -> str:

@@ -53,6 +53,17 @@ class TCPState(enum.IntEnum):
     __module__ = "mptcp"
 
 
+def state_name(value: Optional[int], unknown: str = "") -> str:
+    """A TCP state's name as ``ss`` prints it; the number for one TCPState does not
+    know, ``unknown`` for None."""
+    if value is None:
+        return unknown
+    try:
+        return TCPState(value).name
+    except ValueError:
+        return str(value)
+
+
 # --------------------------------------------------------------------------------
 # The read path: mptcp.info, mptcp.subflows, mptcp.get_sub_tuple / open_sub
 # --------------------------------------------------------------------------------

@@ -108,6 +108,7 @@ def lines(conns: List[Any], owners: Optional[Owners] = None) -> Iterator[str]:
     """The text view: a line per connection (with ``owners``, ending in the
     processes holding it, as ``ss -p`` shows them), an indented line per subflow."""
     from .. import TCPState
+    from .._records import state_name
 
     if not conns:
         note = mptcp_disabled()
@@ -128,11 +129,11 @@ def lines(conns: List[Any], owners: Optional[Owners] = None) -> Iterator[str]:
             notes = "  fallback"
         if owners is not None and owners.get(c.inode):
             notes += "  " + processes_text(owners[c.inode])
-        yield (f"{token_hex(c.token):<8}  {_state(c.state, TCPState):<11}  {loc:<{lw}}  {rem:<{rw}}"
+        yield (f"{token_hex(c.token):<8}  {state_name(c.state, '-'):<11}  {loc:<{lw}}  {rem:<{rw}}"
                f"  {len(c.subflows)}{notes}")
         for s, d in zip(c.subflows, c.subflow_diag):
             rtt = "-" if s.rtt_us is None else f"{s.rtt_us / 1000:.2f}ms"
-            state = "" if s.state == TCPState.ESTABLISHED else f"  {_state(s.state, TCPState)}"
+            state = "" if s.state == TCPState.ESTABLISHED else f"  {state_name(s.state, '-')}"
             yield (f"  {'B' if s.backup else ' '} {hostport(s.local, devs.name(d.if_index))}"
                    f" -> {hostport(s.remote)}{state}"
                    f"  loc {opt(d.loc_id)} rem {opt(d.rem_id)}  rtt {rtt}  cwnd {opt(s.snd_cwnd)}"
@@ -140,10 +141,3 @@ def lines(conns: List[Any], owners: Optional[Owners] = None) -> Iterator[str]:
                    f"  recv {human_bytes(s.bytes_received)}{'  backup' if s.backup else ''}")
 
 
-def _state(value: Optional[int], states: Any) -> str:
-    if value is None:
-        return "-"
-    try:
-        return str(states(value).name)
-    except ValueError:
-        return str(value)
