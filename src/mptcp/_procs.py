@@ -113,6 +113,8 @@ def socket_owners(inodes: Optional[Collection[int]] = None, *,
     """
     wanted = None if inodes is None else set(inodes)
     owners: Dict[int, List[Process]] = {}
+    if wanted is not None and not wanted:
+        return owners  # nothing to look for: no /proc walk
     for pid in sorted(_pids(proc) if pids is None else set(pids)):
         held = socket_inodes(pid, proc=proc)
         if wanted is not None:
