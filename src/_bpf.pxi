@@ -282,7 +282,6 @@ def bpf_sub_sockopt(int fd, uint32_t sub_id, bint set_, int level, int optname, 
                value, buflen)
     if not req_from_fd(fd, sub_id, &req, call):
         return 0, 0, None, 0
-    bpf_load(call)
     ret, matched = bpf_run(&req, fd, call)
     return ret, matched, None if set_ else (<char *>req.value)[:req.optlen], req.family
 
@@ -307,6 +306,5 @@ def bpf_tuple_sockopt(uint32_t token, int family, const unsigned char[::1] saddr
     memcpy(req.daddr, &daddr[0], alen)
     req.sport = sport
     req.dport = dport
-    bpf_load(call)
     ret, matched = bpf_run(&req, sock_fd, call)
     return ret, matched, None if set_ else (<char *>req.value)[:req.optlen], family

@@ -865,7 +865,7 @@ int mbpf_call(struct mbpf *st, struct mptcpk_bpf_req *req, int netns_fd,
     req->ret = 0;
 
     pthread_mutex_lock(&st->lock);
-    /* Unloaded by another thread since the caller loaded it: load it again. */
+    /* Loaded on first use (or again after an unload), with the last load's flags. */
     if (st->link_fd < 0 && (rc = open_locked(st, st->flags, err)) < 0)
         goto out;
     memset(&me, 0, sizeof me);
