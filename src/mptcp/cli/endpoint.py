@@ -13,9 +13,8 @@ from __future__ import annotations
 import argparse
 import errno
 import json
-import types
 from collections.abc import Callable, Sequence
-from typing import Any, NoReturn, Optional
+from typing import Any, Optional
 
 from .. import _args
 from ._shared import jsonable
@@ -28,21 +27,6 @@ CHANGE_FLAGS = ("backup", "nobackup", "fullmesh", "nofullmesh")
 # bits iproute2 6.1 does not know by name but this library does.
 _SHOWN_FLAGS = (("signal", 1), ("subflow", 2), ("backup", 4), ("fullmesh", 8),
                 ("implicit", 16), ("laminar", 32))
-
-
-def _one_line_error(parser: argparse.ArgumentParser, message: str) -> NoReturn:
-    """Usage errors as one line on stderr, exit status 2."""
-    parser.exit(2, f"{parser.prog}: {message} (see {parser.prog} --help)\n")
-
-
-def _one_line(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
-    parser.error = types.MethodType(_one_line_error, parser)  # type: ignore[method-assign]
-    return parser
-
-
-class _OneLineParser(argparse.ArgumentParser):
-    def error(self, message: str) -> NoReturn:
-        _one_line_error(self, message)
 
 
 # ---------------------------------------------------------------- argument words
@@ -152,9 +136,9 @@ def _words(sub: argparse.ArgumentParser, help: str, **options: Any) -> None:
 
 
 def add_parsers(sub: Any) -> None:
-    ep = _one_line(sub.add_parser(
-        "endpoint", help="in-kernel path manager endpoints, like 'ip mptcp endpoint'"))
-    ep_sub = ep.add_subparsers(dest="action", required=True, parser_class=_OneLineParser)
+    ep = sub.add_parser(
+        "endpoint", help="in-kernel path manager endpoints, like 'ip mptcp endpoint'")
+    ep_sub = ep.add_subparsers(dest="action", required=True)
     show = ep_sub.add_parser("show", help="list the endpoints (or one: show id ID)")
     show.add_argument("--json", action="store_true")
     _words(show, "[id ID]", id={"type": id_type(0)})
@@ -172,8 +156,8 @@ def add_parsers(sub: Any) -> None:
     for p in (show, add, dele, change):
         p.set_defaults(parser=p)
 
-    lim = _one_line(sub.add_parser("limits", help="path manager limits, like 'ip mptcp limits'"))
-    lim_sub = lim.add_subparsers(dest="action", required=True, parser_class=_OneLineParser)
+    lim = sub.add_parser("limits", help="path manager limits, like 'ip mptcp limits'")
+    lim_sub = lim.add_subparsers(dest="action", required=True)
     lshow = lim_sub.add_parser("show")
     lshow.add_argument("--json", action="store_true")
     lset = lim_sub.add_parser("set", help="set subflows and/or add_addr_accepted")
