@@ -2,11 +2,11 @@
 
 ``MPTCP_CONCURRENCY_SECONDS`` (default 10) sets how long the pollers and the
 churner run at least; CI may use fewer. They run on, for at most ``CHURN_GRACE``
-seconds more, until the churner has opened and closed ``CHURN_CYCLES`` subflows
-and a poller has seen both subflow counts: the churner's rate depends on how the
-GIL is shared (130-290 cycles in 3 s with the normal build here, 1-20 with the
-AddressSanitizer build), so a count, not a time, says whether the pollers saw
-the churn.
+seconds more, until the churner has opened and closed ``CHURN_CYCLES`` subflows,
+a poller has seen both subflow counts and every poller has polled 100 times: the
+churner's rate depends on how the GIL is shared (130-290 cycles in 3 s with the
+normal build here, 1-20 with the AddressSanitizer build), so counts, not a time,
+say whether the pollers saw the churn.
 """
 
 from __future__ import annotations
@@ -115,8 +115,8 @@ def _pollers_and_churn(ulab: Lab) -> None:
         t.start()
     stop.wait(SECONDS)
     grace_end = time.monotonic() + CHURN_GRACE
-    while (not stop.is_set() and (churn["closed"] < CHURN_CYCLES or len(sizes) < 2)
-           and time.monotonic() < grace_end):
+    while (not stop.is_set() and time.monotonic() < grace_end
+           and (churn["closed"] < CHURN_CYCLES or len(sizes) < 2 or min(polls) <= 100)):
         stop.wait(0.05)
     elapsed = time.monotonic() - start
     stop.set()
