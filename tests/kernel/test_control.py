@@ -127,13 +127,17 @@ def test_close_initial_during_transfer(ulab: Lab, server: Any) -> None:
         sf = in_client(ulab, mptcp.open_sub, s, local=ulab.client_addrs["v4"][1],
                        remote=ulab.server_addrs["v4"][1])
         sent = threading.Event()
+        closed = threading.Event()
         error: list[BaseException] = []
 
         def send() -> None:
             try:
-                # paced, so the transfer is surely in flight when the subflow closes
+                # paced, and held after 2 MiB until the subflow is closed, so the
+                # transfer is surely in flight when it closes
                 view = memoryview(payload)
                 for off in range(0, len(payload), 256 * 1024):
+                    if off == 2 * MIB:
+                        closed.wait(30)
                     s.sendall(view[off:off + 256 * 1024])
                     time.sleep(0.003)
             except BaseException as e:  # pragma: no cover - reported below
@@ -147,7 +151,10 @@ def test_close_initial_during_transfer(ulab: Lab, server: Any) -> None:
         ulab.wait_for(lambda: (mptcp.info(s).bytes_sent or 0) > MIB or sent.is_set(),
                       interval=0.001, what="transfer started")
         assert not sent.is_set()
-        in_client(ulab, mptcp.close_sub, s, first)
+        try:
+            in_client(ulab, mptcp.close_sub, s, first)
+        finally:
+            closed.set()
         assert first not in mptcp.get_sub_ids(s)
         t.join(30)
         assert not error

@@ -252,15 +252,22 @@ def test_close_wakes_blocked_reader_and_is_idempotent(lab: Lab) -> None:
     fd = mon.fileno()
     assert fd >= 0
     got: list[Any] = []
-    t = threading.Thread(target=lambda: got.append(list(mon)))
+    ended = threading.Event()
+
+    def read_all() -> None:
+        for ev in mon:
+            got.append(ev)
+        ended.set()
+
+    t = threading.Thread(target=read_all)
     t.start()
-    time.sleep(0.2)
     port = listener_blip(lab, lab.client_ns)
-    time.sleep(0.2)
+    Lab.wait_for(lambda: len(got) >= 2, timeout=10, what="the listener's two events")
+    time.sleep(0.05)  # the reader is back inside the blocking read
     mon.close()
     t.join(5)
-    assert not t.is_alive(), "close() did not wake the blocked iteration"
-    assert [(e.type, e.local) for e in got[0]] == [
+    assert not t.is_alive() and ended.is_set(), "close() did not wake the blocked iteration"
+    assert [(e.type, e.local) for e in got] == [
         (EventType.LISTENER_CREATED, ("127.0.0.1", port)),
         (EventType.LISTENER_CLOSED, ("127.0.0.1", port)),
     ]
