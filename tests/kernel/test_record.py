@@ -361,6 +361,8 @@ def test_interval_of_10ms(lab: Lab, tmp_path: Path, sigint_default: None) -> Non
         assert all(b > a for a, b in zip(mine, mine[1:]))
     distinct = sorted(set(times))
     spacing = statistics.median(b - a for a, b in zip(distinct, distinct[1:]))
+    print(f"\n10 ms interval: median spacing {spacing * 1000:.2f} ms over {len(distinct)} "
+          f"samples; {err.strip().splitlines()[-1]}")
     assert 0.008 <= spacing <= 0.012, spacing
 
 
@@ -425,7 +427,7 @@ def test_demo_records_and_plots_the_failover(tmp_path: Path) -> None:
     import matplotlib.image
 
     csv_path, png = tmp_path / "demo.csv", tmp_path / "demo.png"
-    res = subprocess.run(_argv("demo", "--size", "12", "--record", str(csv_path), "--plot", str(png)),
+    res = subprocess.run(_argv("demo", "--size", "20", "--record", str(csv_path), "--plot", str(png)),
                          capture_output=True, text=True, timeout=180, env=_env())
     assert res.returncode == 0, res.stderr
     assert f"plot -> {png}" in res.stdout and "namespaces removed" in res.stdout
