@@ -464,7 +464,11 @@ class NetlinkAck(NamedTuple):
     missing_type: Optional[int]
 
 
-_ERR_TABLE = AttrTable(NLMSGERR_ATTR_MISS_NEST)
+def _with_tlvs(err: int, seq: int, buf: Buffer, start: int, end: int) -> NetlinkAck:
+    """The ack of ``err`` with the extended-ack TLVs in ``buf[start:end]``."""
+    table = AttrTable(NLMSGERR_ATTR_MISS_NEST).parse(buf, start, end)
+    return NetlinkAck(err, seq, table.str(NLMSGERR_ATTR_MSG) or None,
+                      table.u32(NLMSGERR_ATTR_OFFS), table.u32(NLMSGERR_ATTR_MISS_TYPE))
 
 
 def parse_error(buf: Buffer, offset: int = 0) -> NetlinkAck:
@@ -480,20 +484,14 @@ def parse_error(buf: Buffer, offset: int = 0) -> NetlinkAck:
     (neg,) = _S32_AT.unpack_from(buf, offset + NLMSG_HDRLEN)
     err = -neg
     inner = offset + NLMSG_HDRLEN + 4
-    message = None
-    bad = None
-    missing = None
-    if mflags & NLM_F_ACK_TLVS and inner + NLMSG_HDRLEN <= end:
-        if mflags & NLM_F_CAPPED:
-            tlv = inner + NLMSG_HDRLEN
-        else:
-            (inner_len,) = _U32.unpack_from(buf, inner)
-            tlv = inner + _align(inner_len)
-        table = AttrTable(NLMSGERR_ATTR_MISS_NEST).parse(buf, tlv, end)
-        message = table.str(NLMSGERR_ATTR_MSG)
-        bad = table.u32(NLMSGERR_ATTR_OFFS)
-        missing = table.u32(NLMSGERR_ATTR_MISS_TYPE)
-    return NetlinkAck(err, mseq, message or None, bad, missing)
+    if not (mflags & NLM_F_ACK_TLVS and inner + NLMSG_HDRLEN <= end):
+        return NetlinkAck(err, mseq, None, None, None)
+    if mflags & NLM_F_CAPPED:
+        tlv = inner + NLMSG_HDRLEN
+    else:
+        (inner_len,) = _U32.unpack_from(buf, inner)
+        tlv = inner + _align(inner_len)
+    return _with_tlvs(err, mseq, buf, tlv, end)
 
 
 # The attribute a refusal points at, as the path of attribute types from the top
@@ -772,15 +770,8 @@ class GenlSocket:
                     if mlen >= NLMSG_HDRLEN + 4:
                         (neg,) = _S32_AT.unpack_from(view, off + NLMSG_HDRLEN)
                         if neg < 0:
-                            ack = NetlinkAck(-neg, mseq, None, None, None)
-                            if mlen > NLMSG_HDRLEN + 4:
-                                tlv = AttrTable(NLMSGERR_ATTR_MISS_NEST).parse(
-                                    view, off + NLMSG_HDRLEN + 4, off + mlen
-                                )
-                                ack = ack._replace(message=tlv.str(NLMSGERR_ATTR_MSG),
-                                                   bad_attr_offset=tlv.u32(NLMSGERR_ATTR_OFFS),
-                                                   missing_type=tlv.u32(NLMSGERR_ATTR_MISS_TYPE))
-                            self._refused(hook, cmd, what, ack)
+                            self._refused(hook, cmd, what, _with_tlvs(
+                                -neg, mseq, view, off + NLMSG_HDRLEN + 4, off + mlen))
                     return replies
                 if mtype in (NLMSG_NOOP, NLMSG_OVERRUN):
                     continue
