@@ -72,9 +72,10 @@ def parse_hostport(text: str) -> Tuple[str, int]:
     host, sep, port = text.rpartition(":")
     if not sep or not host or not port.isdigit():
         raise ValueError(f"{text!r} is not host:port")
+    host = host.split("%", 1)[0]  # ss and hostport() put the device after the brackets
     if host.startswith("[") and host.endswith("]"):
         host = host[1:-1]
     number = int(port)
     if number > 0xFFFF:
         raise ValueError(f"{text!r}: port {number} is outside 0-65535")
-    return host.split("%", 1)[0], number
+    return host, number

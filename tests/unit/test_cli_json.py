@@ -199,3 +199,12 @@ def test_stop_is_not_swallowed_by_except_exception() -> None:
             raise Stop()
         except Exception:  # noqa: BLE001 - what the caught code does
             pass
+
+
+@given(host=st.sampled_from(["10.1.2.2", "fd00:1:2::2", "::ffff:10.0.0.1", "fe80::1"]),
+       port=st.integers(0, 0xFFFF), dev=st.sampled_from([None, "c2", "eth0.100"]))
+def test_hostport_text_reads_back(host: str, port: int, dev: Optional[str]) -> None:
+    # What `ls` prints (ss's form: `[fd00::1]%c2:80`) is what `sockopt` and the
+    # recording's loader read back.
+    from mptcp._addr import hostport, parse_hostport
+    assert parse_hostport(hostport((host, port), dev)) == (host, port)
