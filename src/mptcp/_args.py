@@ -13,6 +13,7 @@ import socket
 from typing import Any, Optional, Tuple
 
 from ._addr import Host, parse_ip
+from ._mptcp import BPF_VALUE_MAX
 
 __all__ = [
     "integer", "c_int", "sub_id", "port", "address_id", "host", "address", "address_pair",
@@ -197,7 +198,9 @@ def rcvbuf(value: Any) -> Optional[int]:
     return _in_range("rcvbuf", value, 1, INT_MAX, " bytes")
 
 
-OPTION_MAX = 128  # the longest option value one subflow's calls carry (the core's BPF_VALUE_MAX)
+# The longest option value one subflow's calls carry: the BPF request's buffer
+# (MPTCPK_BPF_VALUE_MAX in include/mptcp_sockopt.h, 128).
+OPTION_MAX = BPF_VALUE_MAX
 
 
 def option_bytes(value: Any) -> bytes:
