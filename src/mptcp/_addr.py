@@ -72,10 +72,13 @@ def parse_hostport(text: str) -> Tuple[str, int]:
     host, sep, port = text.rpartition(":")
     if not sep or not host or not port.isdigit():
         raise ValueError(f"{text!r} is not host:port")
-    host = host.split("%", 1)[0]  # ss and hostport() put the device after the brackets
-    if host.startswith("[") and host.endswith("]"):
-        host = host[1:-1]
+    if host.startswith("["):
+        # ``[v6]``, ``[v6]%dev`` (as ss and hostport() print a device) or ``[v6%dev]``
+        close = host.find("]")
+        if close < 0 or (close + 1 < len(host) and host[close + 1] != "%"):
+            raise ValueError(f"{text!r} is not host:port")
+        host = host[1:close]
     number = int(port)
     if number > 0xFFFF:
         raise ValueError(f"{text!r}: port {number} is outside 0-65535")
-    return host, number
+    return host.split("%", 1)[0], number

@@ -208,3 +208,8 @@ def test_hostport_text_reads_back(host: str, port: int, dev: Optional[str]) -> N
     # recording's loader read back.
     from mptcp._addr import hostport, parse_hostport
     assert parse_hostport(hostport((host, port), dev)) == (host, port)
+    if dev is not None and ":" in host:  # the scope inside the brackets, as URLs write it
+        assert parse_hostport(f"[{host}%{dev}]:{port}") == (host, port)
+    for bad in (f"[{host}:{port}", f"[{host}]x:{port}"):
+        with pytest.raises(ValueError):
+            parse_hostport(bad)
