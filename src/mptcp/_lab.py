@@ -43,7 +43,7 @@ from collections.abc import Callable, Iterator
 from typing import Any, TypeVar
 
 __all__ = [
-    "IPPROTO_MPTCP", "Lab", "LabError", "LabTerminated", "Server", "cleanup_stale",
+    "IPPROTO_MPTCP", "Command", "Lab", "LabError", "LabTerminated", "Server", "cleanup_stale",
     "parse_ss_subflows", "wait_for",
 ]
 
@@ -117,6 +117,37 @@ def _run(argv: list[str], check: bool = True, timeout: float = 30.0) -> str:
             f"{proc.stderr.strip() or proc.stdout.strip()}"
         )
     return proc.stdout
+
+
+class Command:
+    """The user's command that ``mptcp record -- COMMAND`` runs and waits for.
+
+    This module is the package's one place that starts processes (``ip`` and ``ss``
+    for the lab, and this; ``tests/unit/test_layers.py`` checks it). The command
+    inherits the caller's stdin, stdout, stderr and process group. ``OSError`` if it
+    cannot be started.
+    """
+
+    def __init__(self, argv: list[str]) -> None:
+        self._proc = subprocess.Popen(argv)
+        self.pid = self._proc.pid
+
+    def wait(self, timeout: float | None = None) -> int | None:
+        """Its exit status as ``Popen.returncode`` (-N for signal N), or None if it
+        still runs after ``timeout`` seconds."""
+        try:
+            return self._proc.wait(timeout)
+        except subprocess.TimeoutExpired:
+            return None
+
+    def poll(self) -> int | None:
+        return self._proc.poll()
+
+    def send_signal(self, signum: int) -> None:
+        self._proc.send_signal(signum)
+
+    def kill(self) -> None:
+        self._proc.kill()
 
 
 def _pid_alive(pid: int) -> bool:

@@ -11,15 +11,17 @@ from __future__ import annotations
 import argparse
 import datetime
 import signal
-import subprocess  # for the user's COMMAND only (tests/unit/test_layers.py: MAY_SPAWN)
 import sys
 import time
 from types import FrameType
-from typing import Any, List, Optional, TextIO
+from typing import TYPE_CHECKING, Any, List, Optional, TextIO
 
 from .. import _recording
 from .._procs import ProcessTreeSockets
 from ._shared import Stop, human_bytes, positive_float, token_arg
+
+if TYPE_CHECKING:
+    from .._lab import Command
 
 __all__ = ["add_parser", "run"]
 
@@ -164,7 +166,7 @@ def _record(args: argparse.Namespace, path: str, command: List[str], progress: _
             held: _HeldSignals) -> int:
     err = sys.stderr
     rec: Optional[_recording.Recording] = None
-    proc: Optional["subprocess.Popen[bytes]"] = None
+    proc: Optional[Command] = None
     status = 0
     crash: Optional[BaseException] = None
     try:
@@ -230,15 +232,17 @@ def _record(args: argparse.Namespace, path: str, command: List[str], progress: _
             proc.wait()
 
 
-def _start(command: List[str], rec: _recording.Recording) -> "subprocess.Popen[bytes]":
+def _start(command: List[str], rec: _recording.Recording) -> Command:
+    from .._lab import Command  # the package's one module that starts processes
+
     try:
-        return subprocess.Popen(command)
+        return Command(command)
     except OSError as err:
         rec.stop()
         raise RuntimeError(f"cannot run {command[0]!r}: {err.strerror or err}") from None
 
 
-def _run(rec: _recording.Recording, proc: Optional["subprocess.Popen[bytes]"],
+def _run(rec: _recording.Recording, proc: Optional[Command],
          duration: Optional[float], progress: _Progress, path: str) -> int:
     """Wait for the command, the duration or a failure; return the exit status."""
     started = time.monotonic()
@@ -253,34 +257,32 @@ def _run(rec: _recording.Recording, proc: Optional["subprocess.Popen[bytes]"],
         if proc is None:
             time.sleep(left)
             continue
-        try:
-            return _exit_status(proc.wait(left))
-        except subprocess.TimeoutExpired:
-            continue
-    if proc is not None and proc.poll() is not None:
-        return _exit_status(proc.returncode)
+        code = proc.wait(left)
+        if code is not None:
+            return _exit_status(code)
+    code = None if proc is None else proc.poll()
+    if code is not None:
+        return _exit_status(code)
     return 1
 
 
-def _reap(proc: "subprocess.Popen[bytes]", signum: Optional[int] = None,
-          first_wait: float = 0.0) -> int:
+def _reap(proc: Command, signum: Optional[int] = None, first_wait: float = 0.0) -> int:
     """Wait ``first_wait`` seconds for the command to exit, then send ``signum`` (if
     any) and wait: SIGTERM after KILL_AFTER seconds, SIGKILL after as many again or on
     a second Ctrl-C/SIGTERM."""
     try:
-        if first_wait:
-            try:
-                return proc.wait(first_wait)
-            except subprocess.TimeoutExpired:
-                pass
+        code = proc.wait(first_wait) if first_wait else None
+        if code is not None:
+            return code
         for sig in (signum, signal.SIGTERM):
             if sig is not None and proc.poll() is None:
                 proc.send_signal(sig)
-            try:
-                return proc.wait(KILL_AFTER)
-            except subprocess.TimeoutExpired:
-                continue
+            code = proc.wait(KILL_AFTER)
+            if code is not None:
+                return code
     except (KeyboardInterrupt, Stop):
         pass
     proc.kill()
-    return proc.wait()
+    code = proc.wait()
+    assert code is not None  # no timeout
+    return code
