@@ -146,8 +146,10 @@ class Command:
     def send_signal(self, signum: int) -> None:
         self._proc.send_signal(signum)
 
-    def kill(self) -> None:
+    def kill(self) -> int:
+        """SIGKILL it and wait: its exit status."""
         self._proc.kill()
+        return self._proc.wait()
 
 
 def _pid_alive(pid: int) -> bool:

@@ -229,7 +229,6 @@ def _record(args: argparse.Namespace, path: str, command: List[str], progress: _
     finally:
         if proc is not None and proc.poll() is None:
             proc.kill()
-            proc.wait()
 
 
 def _start(command: List[str], rec: _recording.Recording) -> Command:
@@ -282,7 +281,4 @@ def _reap(proc: Command, signum: Optional[int] = None, first_wait: float = 0.0) 
                 return code
     except (KeyboardInterrupt, Stop):
         pass
-    proc.kill()
-    code = proc.wait()
-    assert code is not None  # no timeout
-    return code
+    return proc.kill()
